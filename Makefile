@@ -1,0 +1,99 @@
+# tamavisor: build the hypervisor image and run it under QEMU or Bochs.
+#
+#   make image   the ELF image (PVH for QEMU -kernel, Multiboot v1/v2 for GRUB)
+#   make iso     a GRUB rescue ISO booting the image through Multiboot (BIOS and UEFI)
+#   make uefi    the UEFI application and a FAT disk image holding it as the
+#                default boot loader (\EFI\BOOT\BOOTX64.EFI), to write to a USB stick
+#   make qemu    build and boot under QEMU: KVM with -cpu host where /dev/kvm offers
+#                nested virtualization, else TCG with AMD-V (ACCEL=kvm|tcg forces one)
+#   make bochs   build and boot under Bochs with an Intel VT-x CPU (corei7_skylake_x)
+#   make test    install what is missing, run host unit tests and the emulator boots
+#   make bench   print tracked figures as `name: value` lines
+#   make clean
+
+SHELL := /bin/bash
+BUILD ?= build
+
+TAMAGO ?= $(shell go tool -n github.com/usbarmory/tamago/cmd/tamago)
+GOENV := GOOS=tamago GOOSPKG=github.com/usbarmory/tamago GOARCH=amd64
+
+# The Go runtime's RAM starts at 0x10000000 (runtime/pc); the text follows the
+# ELF headers' page. The UEFI application keeps the same addresses: the PE is
+# not relocatable, and OVMF loads it at its image base.
+IMAGE_BASE := 0x10000000
+TEXT_START := 0x10010000
+BUILD_TAGS ?= linkcpuinit
+LDFLAGS := -E cpuinit -T $(TEXT_START) -R 0x1000
+GOFLAGS_IMAGE := -tags $(BUILD_TAGS) -trimpath -ldflags "$(LDFLAGS)"
+
+IMAGE := $(BUILD)/tamavisor.elf
+ISO := $(BUILD)/tamavisor.iso
+EFI := $(BUILD)/tamavisor.efi
+UEFI_DISK := $(BUILD)/tamavisor-uefi.img
+
+# Emulator settings (see tools/runvm -h).
+ACCEL ?= auto
+SMP ?= 2
+MEM ?= 2G
+RUNVM := go run ./tools/runvm
+
+.PHONY: all image iso uefi qemu qemu-uefi bochs test test-unit test-boot test-long bench deps clean FORCE
+
+all: image iso uefi
+
+deps:
+	@tools/install-deps.sh
+
+image: $(IMAGE)
+
+$(IMAGE): FORCE
+	@mkdir -p $(BUILD)
+	$(GOENV) $(TAMAGO) build $(GOFLAGS_IMAGE) -o $@ ./boot
+	go run ./tools/mbheader $@
+
+iso: $(ISO)
+
+$(ISO): $(IMAGE) tools/grub.cfg
+	@mkdir -p $(BUILD)/iso/boot/grub
+	cp $(IMAGE) $(BUILD)/iso/boot/tamavisor.elf
+	cp tools/grub.cfg $(BUILD)/iso/boot/grub/grub.cfg
+	grub-mkrescue -o $@ $(BUILD)/iso 2>$(BUILD)/grub-mkrescue.log || { cat $(BUILD)/grub-mkrescue.log; exit 1; }
+
+uefi: $(UEFI_DISK)
+
+# The PE entry point is efi_main (runtime/pc/entry_amd64.s), not the ELF's.
+$(EFI): $(IMAGE)
+	objcopy --strip-debug --output-target efi-app-x86_64 --subsystem=efi-app \
+		--image-base $(IMAGE_BASE) --stack=0x10000 \
+		--set-start=0x$$(nm $(IMAGE) | awk '$$3 == "efi_main" { print $$1 }') \
+		$(IMAGE) $@
+
+$(UEFI_DISK): $(EFI)
+	rm -f $@
+	truncate -s 64M $@
+	mformat -i $@ -F -v TAMAVISOR ::
+	mmd -i $@ ::/EFI ::/EFI/BOOT
+	mcopy -i $@ $(EFI) ::/EFI/BOOT/BOOTX64.EFI
+
+qemu: deps $(IMAGE)
+	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -kernel $(IMAGE) -interactive
+
+qemu-uefi: deps $(UEFI_DISK)
+	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -uefi $(UEFI_DISK) -interactive
+
+bochs: deps $(ISO)
+	$(RUNVM) -emulator bochs -cpu corei7_skylake_x -iso $(ISO) -interactive
+
+test: deps
+	go vet ./...
+	go test ./...
+	$(MAKE) image iso uefi
+	go test -count=1 -v ./qemu-test/...
+
+bench: deps image
+	go run ./tools/bench
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:
