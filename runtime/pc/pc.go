@@ -32,6 +32,8 @@ var CPU = &amd64.CPU{
 //go:linkname hwinit1 runtime/goos.Hwinit1
 func hwinit1() {
 	goos.Exit = exit
+	CPU.EnableExceptions()
+	installExceptionHandlers()
 }
 
 // defined in pc_amd64.s
