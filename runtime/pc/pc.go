@@ -34,6 +34,7 @@ func hwinit1() {
 	goos.Exit = exit
 	CPU.EnableExceptions()
 	installExceptionHandlers()
+	installEntropy()
 }
 
 // defined in pc_amd64.s
