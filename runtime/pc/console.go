@@ -6,6 +6,7 @@ import (
 	_ "unsafe"
 
 	"tamavisor/drivers/hw"
+	"tamavisor/drivers/uart"
 )
 
 // The console is the first 16550 UART (COM1), which QEMU, Bochs and server
@@ -21,8 +22,30 @@ const (
 
 var machine hw.Machine
 
+// Console is the serial console once Hwinit1 has programmed it; before that
+// printk drives the UART as the firmware left it.
+var Console *uart.UART
+
+func initConsole() {
+	u := uart.New(&machine, com1)
+	if !u.Present() {
+		return // keep the raw path: output may still reach a BMC's UART
+	}
+	if err := u.Init(115200); err != nil {
+		return
+	}
+	Console = u
+}
+
 //go:linkname printk runtime/goos.Printk
 func printk(c byte) {
+	if Console != nil {
+		if c == '\n' {
+			Console.Tx('\r')
+		}
+		Console.Tx(c)
+		return
+	}
 	if c == '\n' {
 		uartTx('\r')
 	}

@@ -32,6 +32,7 @@ var CPU = &amd64.CPU{
 //go:linkname hwinit1 runtime/goos.Hwinit1
 func hwinit1() {
 	goos.Exit = exit
+	initConsole()
 	CPU.EnableExceptions()
 	installExceptionHandlers()
 	installEntropy()
