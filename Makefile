@@ -75,23 +75,37 @@ $(UEFI_DISK): $(EFI)
 	mmd -i $@ ::/EFI ::/EFI/BOOT
 	mcopy -i $@ $(EFI) ::/EFI/BOOT/BOOTX64.EFI
 
+# IOMMU=intel or IOMMU=amd adds QEMU's emulated VT-d or AMD-Vi unit.
 qemu: deps $(IMAGE)
-	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -kernel $(IMAGE) -interactive
+	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -iommu $(or $(IOMMU),none) -kernel $(IMAGE) -interactive
 
 qemu-uefi: deps $(UEFI_DISK)
-	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -uefi $(UEFI_DISK) -interactive
+	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -iommu $(or $(IOMMU),none) -uefi $(UEFI_DISK) -interactive
 
 bochs: deps $(ISO)
 	$(RUNVM) -emulator bochs -cpu corei7_skylake_x -iso $(ISO) -interactive
 
-test: deps
-	go vet ./...
-	go test ./...
-	$(MAKE) image iso uefi
-	go test -count=1 -v ./qemu-test/...
+test: deps test-unit test-boot
 
-bench: deps image
-	go run ./tools/bench
+# -short skips the emulator boots, which test-boot runs on fresh images.
+test-unit:
+	go vet ./...
+	go test -short ./...
+
+test-boot: deps
+	$(MAKE) image iso uefi
+	TAMAVISOR_BUILD=$(abspath $(BUILD)) go test -count=1 -v -timeout 10m ./qemu-test/...
+
+# The baseline of make bench: the smallest program on the image's runtime,
+# built exactly as the image is.
+MINIMAL := $(BUILD)/minimal.elf
+
+$(MINIMAL): FORCE
+	@mkdir -p $(BUILD)
+	$(GOENV) $(TAMAGO) build $(GOFLAGS_IMAGE) -o $@ ./tools/bench/minimal
+
+bench: deps image $(MINIMAL)
+	go run ./tools/bench -build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -12,9 +12,11 @@ import (
 // hypervisor's identity map; MappedLimit bounds what ReadPhys will touch so
 // that a corrupt firmware pointer gives an error instead of a page fault.
 type Machine struct {
-	// MappedLimit is the first physical address not covered by the host
-	// page tables. Set by the platform once it knows the memory map.
-	MappedLimit uint64
+	// MappedBase and MappedLimit bound the physical addresses covered by
+	// the host page tables: [MappedBase, MappedLimit). The platform sets
+	// them as it replaces the boot-time map (which maps page 0) with its
+	// own (which leaves page 0 unmapped, to catch nil dereferences).
+	MappedBase, MappedLimit uint64
 }
 
 // Defined in hw_amd64.s.
@@ -57,7 +59,7 @@ func (*Machine) Write64(a uint64, v uint64) { *(*uint64)(unsafe.Pointer(uintptr(
 // ReadPhys implements PhysMem over the identity map.
 func (m *Machine) ReadPhys(addr uint64, buf []byte) error {
 	end := addr + uint64(len(buf))
-	if end < addr || end > m.MappedLimit || addr < 0x1000 {
+	if end < addr || end > m.MappedLimit || addr < m.MappedBase {
 		return fmt.Errorf("physical range %#x-%#x is not mapped", addr, end)
 	}
 	copy(buf, unsafe.Slice((*byte)(unsafe.Pointer(uintptr(addr))), len(buf)))

@@ -3,45 +3,53 @@
 package pc
 
 import (
-	"math/bits"
 	_ "unsafe"
+
+	"tamavisor/runtime/tsc"
 )
 
 // defined in clock_amd64.s
 func rdtsc() uint64
 
-// The clock converts TSC ticks to nanoseconds as
-//
-//	ns = baseNS + (tsc - baseTSC) * mult >> 32
-//
-// Until the TSC is calibrated (Init) it assumes 1 GHz; recalibration rebases
-// so that nanotime never goes backwards.
-var clock = struct {
+// The runtime's clock is the TSC: nanotime = baseNS + ticks since baseTSC
+// converted by the calibrated tsc.Clock. Until calibration (CalibrateTSC)
+// the TSC is taken to tick at 1 GHz, good enough for the few early sleeps;
+// recalibration rebases so that nanotime never goes backwards.
+var clock struct {
 	baseTSC uint64
 	baseNS  int64
-	mult    uint64 // nanoseconds per tick, 32.32 fixed point
-	hz      uint64
-}{mult: 1 << 32, hz: 1e9}
+	tsc     tsc.Clock // zero until calibrated
+}
 
 //go:linkname nanotime runtime/goos.Nanotime
+//go:nosplit
 func nanotime() int64 {
 	return clockAt(rdtsc())
 }
 
-func clockAt(tsc uint64) int64 {
-	hi, lo := bits.Mul64(tsc-clock.baseTSC, clock.mult)
-	return clock.baseNS + int64(hi<<32|lo>>32)
+//go:nosplit
+func clockAt(ticks uint64) int64 {
+	delta := ticks - clock.baseTSC
+	if clock.tsc.Hz() == 0 {
+		return clock.baseNS + int64(delta)
+	}
+	return clock.baseNS + int64(clock.tsc.Nanoseconds(delta))
 }
 
-// setTSCFrequency switches the clock to a measured TSC frequency. Called once
-// on the BSP before other CPUs run Go code.
-func setTSCFrequency(hz uint64) {
+// setTSCFrequency switches the clock to a measured TSC frequency. Called on
+// the BSP before other CPUs run Go code.
+func setTSCFrequency(hz uint64) error {
+	c, err := tsc.NewClock(hz)
+	if err != nil {
+		return err
+	}
 	now := rdtsc()
 	clock.baseNS = clockAt(now)
 	clock.baseTSC = now
-	clock.mult = (uint64(1e9) << 32) / hz
-	clock.hz = hz
+	clock.tsc = c
+	return nil
 }
 
-// TSCFrequency returns the TSC frequency the clock uses, in Hz.
-func TSCFrequency() uint64 { return clock.hz }
+// TSCFrequency returns the calibrated TSC frequency in Hz (0 before
+// calibration).
+func TSCFrequency() uint64 { return clock.tsc.Hz() }

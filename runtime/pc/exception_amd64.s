@@ -229,5 +229,5 @@ TEXT ·sidt(SB),NOSPLIT,$16-8
 	MOVQ	SP, AX
 	BYTE	$0x0f; BYTE $0x01; BYTE $0x08	// SIDT (AX)
 	MOVQ	2(SP), AX
-	MOVQ	AX, ret+0(FP)
+	MOVQ	AX, base+0(FP)
 	RET

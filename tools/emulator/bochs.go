@@ -1,0 +1,93 @@
+package emulator
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+)
+
+// bochsConfig writes the bochsrc for a run. com1 and logFile are paths in
+// the run's temporary directory.
+//
+// Each line is there for a measured reason (Bochs 2.7, Debian):
+//   - Debian's build has no "nogui" display; RFB with timeout=0 starts
+//     without waiting for a VNC client.
+//   - The dummy sound driver and a disabled speaker: with the default ALSA
+//     driver Bochs aborts ("buffer overflow detected") on a host without a
+//     sound card.
+//   - clock sync=none makes a run deterministic; ips then sets how fast
+//     emulated time (the PIT, the TSC) runs against executed instructions.
+//   - reset_on_triple_fault=0 with panic action=fatal ends Bochs on a
+//     triple fault, as -no-reboot does for QEMU.
+//   - magic_break disabled: XCHG BX,BX in a guest must not stop in the
+//     debugger, which would wait on its prompt forever.
+func bochsConfig(c *Config, com1, logFile string) (string, error) {
+	for what, p := range map[string]string{"ISO": c.ISO, "BIOS": c.BochsBIOS, "VGA BIOS": c.BochsVGABIOS, "serial file": com1, "log file": logFile} {
+		if strings.ContainsAny(p, "\"\n\r") {
+			return "", fmt.Errorf("emulator: Bochs %s path %q contains a quote or newline, which a bochsrc cannot hold", what, p)
+		}
+	}
+	if strings.ContainsAny(c.CPU, ", \"\n") {
+		return "", fmt.Errorf("emulator: Bochs CPU model %q is not a single model name", c.CPU)
+	}
+	host := 256 // MiB Bochs allocates up front; the rest comes on first touch
+	if c.MemoryMiB < host {
+		host = c.MemoryMiB
+	}
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("# written by tamavisor/tools/emulator")
+	line(`display_library: rfb, options="timeout=0"`)
+	line(`romimage: file="%s"`, c.BochsBIOS)
+	line(`vgaromimage: file="%s"`, c.BochsVGABIOS)
+	line("cpu: model=%s, count=%d, ips=%d, reset_on_triple_fault=0", c.CPU, c.SMP, c.BochsIPS)
+	line("memory: guest=%d, host=%d", c.MemoryMiB, host)
+	line(`ata0-slave: type=cdrom, path="%s", status=inserted`, c.ISO)
+	line("boot: cdrom")
+	line(`com1: enabled=1, mode=file, dev="%s"`, com1)
+	line("clock: sync=none, time0=utc")
+	line("panic: action=fatal")
+	line("error: action=report")
+	line("magic_break: enabled=0")
+	line("sound: driver=dummy")
+	line("speaker: enabled=0")
+	line(`log: "%s"`, logFile)
+	for _, extra := range c.ExtraArgs {
+		line("%s", extra)
+	}
+	return b.String(), nil
+}
+
+// bochsDebuggerScript continues the simulation at once and quits when it
+// ends; Bochs's debugger would otherwise wait at its prompt.
+const bochsDebuggerScript = "c\nquit\n"
+
+// Bochs's RFB display listens on a TCP port on all addresses and has no
+// option to bind elsewhere. A fresh network namespace (unshare -n, as root,
+// or unshare -rn, through a user namespace) hides it; the first that works
+// on this host is used for every run.
+var (
+	netnsOnce   sync.Once
+	netnsPrefix []string
+	netnsReason string
+)
+
+func isolatingPrefix() ([]string, string) {
+	netnsOnce.Do(func() {
+		unshare, err := exec.LookPath("unshare")
+		if err != nil {
+			netnsReason = "unshare(1) not found: Bochs's RFB port listens on all addresses"
+			return
+		}
+		for _, flags := range [][]string{{"-n"}, {"-r", "-n"}} {
+			if exec.Command(unshare, append(flags, "true")...).Run() == nil {
+				netnsPrefix = append([]string{unshare}, flags...)
+				netnsReason = "Bochs runs in a fresh network namespace (" + strings.Join(netnsPrefix, " ") + "): its RFB port is unreachable"
+				return
+			}
+		}
+		netnsReason = "no network namespace can be made here: Bochs's RFB port listens on all addresses"
+	})
+	return netnsPrefix, netnsReason
+}
