@@ -79,3 +79,19 @@ func TestEventInjection(t *testing.T) {
 		t.Errorf("interrupt 0x30 = %#x, want %#x", got, want)
 	}
 }
+
+func TestASIDs(t *testing.T) {
+	a := NewASIDs(2)
+	x, err1 := a.Get()
+	y, err2 := a.Get()
+	if err1 != nil || err2 != nil || x != 1 || y != 2 {
+		t.Fatalf("Get, Get = %d %v, %d %v", x, err1, y, err2)
+	}
+	if _, err := a.Get(); err == nil {
+		t.Fatal("third ASID handed out from a pool of 2")
+	}
+	a.Put(1)
+	if z, err := a.Get(); err != nil || z != 1 {
+		t.Fatalf("after Put(1): %d %v", z, err)
+	}
+}
