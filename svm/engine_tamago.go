@@ -300,3 +300,66 @@ func (v *VCPU) Dump() string {
 	}
 	return b.String()
 }
+
+// MSRs the VMCB holds for the guest (AMD APM Vol. 2, Table B-2).
+const (
+	msrPAT          = 0x277
+	msrFSBase       = 0xC0000100
+	msrGSBase       = 0xC0000101
+	msrKernelGSBase = 0xC0000102
+	msrSTAR         = 0xC0000081
+	msrLSTAR        = 0xC0000082
+	msrCSTAR        = 0xC0000083
+	msrSFMASK       = 0xC0000084
+	msrSysenterCS   = 0x174
+	msrSysenterESP  = 0x175
+	msrSysenterEIP  = 0x176
+	// EFER bits a guest may set: SCE 0, LME 8, LMA 10, NXE 11, LMSLE 13,
+	// FFXSR 14 (AMD APM Vol. 2, 3.1.7). SVME stays hidden and set.
+	eferGuestBits = 1<<0 | 1<<8 | 1<<10 | 1<<11 | 1<<13 | 1<<14
+)
+
+func (v *VCPU) EngineMSR(msr uint32, write bool, value uint64) (uint64, vcpu.MSRStatus) {
+	s := &v.vmcb.Save
+	var field *uint64
+	switch msr {
+	case MSREFER:
+		if !write {
+			return s.EFER &^ EFERSVME, vcpu.MSRDone
+		}
+		if value&^eferGuestBits != 0 {
+			return 0, vcpu.MSRFault
+		}
+		s.EFER = value | EFERSVME
+		return 0, vcpu.MSRDone
+	case msrPAT:
+		field = &s.GPAT
+	case msrFSBase:
+		field = &s.FS.Base
+	case msrGSBase:
+		field = &s.GS.Base
+	case msrKernelGSBase:
+		field = &s.KernelGSBase
+	case msrSTAR:
+		field = &s.STAR
+	case msrLSTAR:
+		field = &s.LSTAR
+	case msrCSTAR:
+		field = &s.CSTAR
+	case msrSFMASK:
+		field = &s.SFMASK
+	case msrSysenterCS:
+		field = &s.SysenterCS
+	case msrSysenterESP:
+		field = &s.SysenterESP
+	case msrSysenterEIP:
+		field = &s.SysenterEIP
+	default:
+		return 0, vcpu.MSRNotEngine
+	}
+	if write {
+		*field = value
+		return 0, vcpu.MSRDone
+	}
+	return *field, vcpu.MSRDone
+}

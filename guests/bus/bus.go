@@ -130,8 +130,8 @@ func (m *MMIO) Find(addr uint64) (MMIODevice, bool) {
 	return nil, false
 }
 
-// Read performs a guest MMIO load.
-func (m *MMIO) Read(addr uint64, size uint8) uint64 {
+// ReadMMIO performs a guest MMIO load.
+func (m *MMIO) ReadMMIO(addr uint64, size uint8) uint64 {
 	if d, ok := m.Find(addr); ok {
 		return d.ReadMMIO(addr, size)
 	}
@@ -139,8 +139,8 @@ func (m *MMIO) Read(addr uint64, size uint8) uint64 {
 	return ^uint64(0) >> (64 - 8*uint64(size))
 }
 
-// Write performs a guest MMIO store.
-func (m *MMIO) Write(addr uint64, size uint8, v uint64) {
+// WriteMMIO performs a guest MMIO store.
+func (m *MMIO) WriteMMIO(addr uint64, size uint8, v uint64) {
 	if d, ok := m.Find(addr); ok {
 		d.WriteMMIO(addr, size, v)
 		return

@@ -45,10 +45,10 @@ func TestMMIODispatch(t *testing.T) {
 	if err := m.Register("bad", 0xffffffffffffff00, 0x1000, d); err == nil {
 		t.Fatal("wrapping range accepted")
 	}
-	if got := m.Read(0xfee00020, 4); got != 0xfee00024 {
+	if got := m.ReadMMIO(0xfee00020, 4); got != 0xfee00024 {
 		t.Errorf("read = %#x", got)
 	}
-	if got := m.Read(0xfee01000, 1); got != 0xff {
+	if got := m.ReadMMIO(0xfee01000, 1); got != 0xff {
 		t.Errorf("read past the range = %#x, want 0xff", got)
 	}
 }
@@ -67,7 +67,7 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(1000, func() {
 		p.Write(0x140, 1, p.Read(0x138, 1))
-		m.Write(0x1004, 4, m.Read(0x1008, 4))
+		m.WriteMMIO(0x1004, 4, m.ReadMMIO(0x1008, 4))
 	})
 	if allocs != 0 {
 		t.Errorf("dispatch allocates %.1f times per access", allocs)

@@ -227,6 +227,13 @@ type VCPU interface {
 	// soon as the guest becomes interruptible.
 	RequestInterruptWindow(on bool)
 
+	// EngineMSR reads or writes an MSR whose guest value the engine keeps
+	// in its control structure (EFER, PAT, the SYSCALL and FS/GS base
+	// MSRs on AMD; the VMCS guest fields on Intel). Status MSRNotEngine
+	// leaves the MSR to the core's policy; MSRFault means the access
+	// must raise #GP in the guest (e.g. a reserved EFER bit).
+	EngineMSR(msr uint32, write bool, value uint64) (result uint64, status MSRStatus)
+
 	// SetTSCOffset sets guest TSC = host TSC + offset.
 	SetTSCOffset(offset int64)
 
@@ -234,6 +241,15 @@ type VCPU interface {
 	// fields) for the diagnostic printed when a guest is stopped.
 	Dump() string
 }
+
+// MSRStatus is the outcome of VCPU.EngineMSR.
+type MSRStatus uint8
+
+const (
+	MSRNotEngine MSRStatus = iota
+	MSRDone
+	MSRFault
+)
 
 // Memory is a guest's physical memory as the core, loaders and the
 // instruction emulator see it. Accesses outside the guest's RAM return an

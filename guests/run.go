@@ -1,0 +1,278 @@
+package guests
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"tamavisor/guests/vcpu"
+)
+
+// Exceptions the core injects (Intel SDM Vol. 3A, Table 6-1).
+const (
+	vectorUD = 6
+	vectorGP = 13
+)
+
+// maxHaltSleep bounds a halted vCPU's sleep, so that a stop request or a
+// device without a deadline (console input) is noticed promptly.
+const maxHaltSleep = 10 * time.Millisecond
+
+// VCPU is one virtual CPU of a VM and what its run loop needs.
+type VCPU struct {
+	VM       *VM
+	CPU      vcpu.VCPU
+	APICID   uint32
+	LAPIC    MSRDevice // may be nil for guests without one (tests)
+	Timers   []Timer   // per-vCPU timers (the LAPIC timer)
+	Injector Injector  // may be nil
+
+	exit  vcpu.Exit
+	wake  chan struct{}
+	timer *time.Timer // reused by halt: the exit path does not allocate
+	// HostTSCFrequency converts cycle counts for the operator (Hz).
+	HostTSCFrequency uint64
+}
+
+// AddVCPU attaches a virtual CPU to the VM.
+func (vm *VM) AddVCPU(c vcpu.VCPU, apicID uint32) *VCPU {
+	v := &VCPU{VM: vm, CPU: c, APICID: apicID, wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
+	v.timer.Stop()
+	vm.mu.Lock()
+	vm.wakers = append(vm.wakers, v.wake)
+	vm.mu.Unlock()
+	return v
+}
+
+// Run is the vCPU's run loop: enter, dispatch the exit, repeat, until the VM
+// stops. The caller has locked its goroutine to the physical CPU (thread)
+// whose virtualization state the engine set up. The returned error is the
+// hypervisor's own failure; a guest's end is the VM's StopReason.
+func (v *VCPU) Run() error {
+	vm := v.VM
+	vm.state.CompareAndSwap(int32(Created), int32(Running))
+	cycles := vm.Cycles
+	if cycles == nil {
+		cycles = func() uint64 { return 0 }
+	}
+	for vm.State() == Running {
+		v.tick()
+		if v.Injector != nil {
+			v.Injector.BeforeEntry(v.CPU)
+		}
+		entry := cycles()
+		if err := v.CPU.Run(&v.exit); err != nil {
+			vm.Stop(fmt.Sprintf("the engine failed: %v", err))
+			return err
+		}
+		exit := cycles()
+		vm.Stats.GuestCycles.Add(exit - entry)
+		vm.Stats.Exits[v.exit.Reason%vcpu.Reason(vcpu.NumReasons)].Add(1)
+		v.dispatch(&v.exit)
+		vm.Stats.HandlerCycles.Add(cycles() - exit)
+	}
+	return nil
+}
+
+func (v *VCPU) tick() {
+	now := v.VM.Clock.Now()
+	for _, t := range v.VM.Timers {
+		t.Tick(now)
+	}
+	for _, t := range v.Timers {
+		t.Tick(now)
+	}
+}
+
+// dispatch is the one switch over exit reasons.
+func (v *VCPU) dispatch(e *vcpu.Exit) {
+	switch e.Reason {
+	case vcpu.ReasonCPUID:
+		v.cpuid(e)
+	case vcpu.ReasonIO:
+		v.portIO(e)
+	case vcpu.ReasonMSRRead, vcpu.ReasonMSRWrite:
+		v.msr(e)
+	case vcpu.ReasonHLT:
+		if v.advance(e) {
+			v.halt()
+		}
+	case vcpu.ReasonNestedPageFault:
+		v.mmio(e)
+	case vcpu.ReasonExternalInterrupt, vcpu.ReasonNMI, vcpu.ReasonInterruptWindow,
+		vcpu.ReasonPreemption, vcpu.ReasonPause:
+		// Nothing for the guest: the host took its interrupt, or the
+		// injector acts before the next entry.
+	case vcpu.ReasonHypercall, vcpu.ReasonXSETBV:
+		// No hypercalls are defined, and XSAVE is not offered: the
+		// instruction is undefined for this guest, as on hardware.
+		v.CPU.InjectException(vectorUD, 0, false)
+	case vcpu.ReasonShutdown:
+		v.fail("the guest shut down (triple fault)", e)
+	case vcpu.ReasonInvalidState:
+		v.fail("the CPU refused to enter the guest: "+e.Detail, e)
+	case vcpu.ReasonException:
+		v.fail(fmt.Sprintf("unexpected guest exception %d (error code %#x)", e.Vector, e.ErrorCode), e)
+	default:
+		v.fail(fmt.Sprintf("unhandled exit %s (vendor code %#x)", e.Reason, e.VendorCode), e)
+	}
+}
+
+// fail stops the VM with a diagnostic dump: a guest's fault never takes
+// the hypervisor down.
+func (v *VCPU) fail(why string, e *vcpu.Exit) {
+	vm := v.VM
+	vm.logf("stopped: %s (vCPU %d, exit %s, qualification %#x, info %#x)\n%s", why, v.APICID, e.Reason, e.Qualification, e.Info2, v.CPU.Dump())
+	vm.Stop(why)
+}
+
+// advance skips the exiting instruction, decoding its length when the
+// hardware did not report it. It returns false when the VM was stopped.
+func (v *VCPU) advance(e *vcpu.Exit) bool {
+	n := int(e.InstructionLength)
+	if n == 0 {
+		if v.VM.Emulator == nil {
+			v.fail("the exiting instruction's length is unknown and no decoder is configured", e)
+			return false
+		}
+		var err error
+		n, err = v.VM.Emulator.InstructionLength(v.CPU, v.VM.Memory)
+		if err != nil || n <= 0 || n > 15 {
+			v.fail(fmt.Sprintf("cannot decode the exiting instruction: %v", err), e)
+			return false
+		}
+	}
+	v.CPU.AdvanceRIP(uint8(n))
+	return true
+}
+
+func (v *VCPU) cpuid(e *vcpu.Exit) {
+	leaf, sub := uint32(v.CPU.GPR(vcpu.RAX)), uint32(v.CPU.GPR(vcpu.RCX))
+	a, b, c, d := v.VM.CPUID.Leaf(leaf, sub, v.APICID)
+	v.CPU.SetGPR(vcpu.RAX, uint64(a))
+	v.CPU.SetGPR(vcpu.RBX, uint64(b))
+	v.CPU.SetGPR(vcpu.RCX, uint64(c))
+	v.CPU.SetGPR(vcpu.RDX, uint64(d))
+	v.advance(e)
+}
+
+func (v *VCPU) portIO(e *vcpu.Exit) {
+	io := e.IO
+	if io.String {
+		v.fail(fmt.Sprintf("string port I/O (INS/OUTS) on port %#x is not emulated", io.Port), e)
+		return
+	}
+	mask := uint64(1)<<(8*uint64(io.Size)) - 1
+	if io.In {
+		x := uint64(v.VM.Ports.Read(io.Port, io.Size)) & mask
+		if io.Size == 4 {
+			// A 32-bit register write zero-extends into RAX.
+			v.CPU.SetGPR(vcpu.RAX, x)
+		} else {
+			v.CPU.SetGPR(vcpu.RAX, v.CPU.GPR(vcpu.RAX)&^mask|x)
+		}
+	} else {
+		v.VM.Ports.Write(io.Port, io.Size, uint32(v.CPU.GPR(vcpu.RAX)&mask))
+	}
+	v.advance(e)
+}
+
+func (v *VCPU) msr(e *vcpu.Exit) {
+	write := e.Reason == vcpu.ReasonMSRWrite
+	value := v.CPU.GPR(vcpu.RDX)<<32 | v.CPU.GPR(vcpu.RAX)&0xffffffff
+	result, ok := uint64(0), true
+	switch r, status := v.CPU.EngineMSR(e.MSR, write, value); status {
+	case vcpu.MSRDone:
+		result = r
+	case vcpu.MSRFault:
+		ok = false
+	default:
+		switch {
+		case v.LAPIC != nil && v.LAPIC.HandlesMSR(e.MSR):
+			var err error
+			if write {
+				err = v.LAPIC.WriteMSR(e.MSR, value)
+			} else {
+				result, err = v.LAPIC.ReadMSR(e.MSR)
+			}
+			ok = err == nil
+		case write:
+			ok = v.VM.MSRs.Write(e.MSR, value)
+		default:
+			result, ok = v.VM.MSRs.Read(e.MSR)
+		}
+	}
+	if !ok {
+		v.CPU.InjectException(vectorGP, 0, true)
+		return
+	}
+	if !write {
+		v.CPU.SetGPR(vcpu.RAX, result&0xffffffff)
+		v.CPU.SetGPR(vcpu.RDX, result>>32)
+	}
+	v.advance(e)
+}
+
+// mmio emulates the instruction that touched a device's guest-physical
+// range. Code fetches from MMIO, and accesses nobody claims that the
+// emulator cannot complete, stop the guest.
+func (v *VCPU) mmio(e *vcpu.Exit) {
+	if e.NPF.Execute {
+		v.fail(fmt.Sprintf("instruction fetch from %#x, which is not guest RAM", e.NPF.GPA), e)
+		return
+	}
+	if v.VM.Emulator == nil {
+		v.fail(fmt.Sprintf("access to %#x needs the instruction emulator", e.NPF.GPA), e)
+		return
+	}
+	n, err := v.VM.Emulator.Step(v.CPU, v.VM.Memory, &v.VM.MMIO, e.NPF)
+	if err != nil {
+		v.fail(fmt.Sprintf("cannot emulate the access to %#x: %v", e.NPF.GPA, err), e)
+		return
+	}
+	if n > 0 {
+		v.CPU.AdvanceRIP(uint8(n))
+	}
+}
+
+// halt waits until the vCPU has an interrupt to take, sleeping until the
+// nearest device deadline.
+func (v *VCPU) halt() {
+	vm := v.VM
+	for vm.State() == Running {
+		v.tick()
+		if v.Injector == nil || v.Injector.Pending() {
+			return
+		}
+		sleep := maxHaltSleep
+		if d := v.nextDeadline(); d != 0 {
+			if until := time.Duration(d - vm.Clock.Now()); until < sleep {
+				sleep = until
+			}
+		}
+		if sleep <= 0 {
+			continue
+		}
+		v.timer.Reset(sleep)
+		select {
+		case <-v.wake:
+		case <-v.timer.C:
+		}
+		v.timer.Stop()
+	}
+}
+
+func (v *VCPU) nextDeadline() int64 {
+	var next int64
+	for _, list := range [][]Timer{v.VM.Timers, v.Timers} {
+		for _, t := range list {
+			if d := t.NextDeadline(); d != 0 && (next == 0 || d < next) {
+				next = d
+			}
+		}
+	}
+	return next
+}
+
+// ErrStopped is returned by operations on a stopped VM.
+var ErrStopped = errors.New("guests: the VM is stopped")
