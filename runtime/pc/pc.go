@@ -35,6 +35,7 @@ func hwinit1() {
 	initConsole()
 	CPU.EnableExceptions()
 	installExceptionHandlers()
+	installInterruptHandlers()
 	installEntropy()
 }
 
