@@ -37,7 +37,7 @@ SMP ?= 2
 MEM ?= 2G
 RUNVM := go run ./tools/runvm
 
-.PHONY: all image iso uefi qemu qemu-uefi bochs test test-unit test-boot test-long bench deps clean FORCE
+.PHONY: all image iso uefi qemu qemu-uefi bochs test test-unit test-boot test-long bench deps clean FORCE guest guest-kernel guest-initramfs testkernel test-guests distclean
 
 all: image iso uefi
 
@@ -53,9 +53,14 @@ $(IMAGE): FORCE
 
 iso: $(ISO)
 
+# The ISO carries two copies of the image: tamavisor.elf with the Multiboot2
+# header only, as make image writes it, and tamavisor-mb1.elf with a
+# Multiboot (v1) header besides, for GRUB's `multiboot` command (tools/mbheader
+# explains why one image can not carry both for every loader).
 $(ISO): $(IMAGE) tools/grub.cfg
 	@mkdir -p $(BUILD)/iso/boot/grub
 	cp $(IMAGE) $(BUILD)/iso/boot/tamavisor.elf
+	go run ./tools/mbheader -multiboot1 -o $(BUILD)/iso/boot/tamavisor-mb1.elf $(IMAGE)
 	cp tools/grub.cfg $(BUILD)/iso/boot/grub/grub.cfg
 	grub-mkrescue -o $@ $(BUILD)/iso 2>$(BUILD)/grub-mkrescue.log || { cat $(BUILD)/grub-mkrescue.log; exit 1; }
 
@@ -111,3 +116,47 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
+
+# ---- Guests ----
+#
+#   make guest        build/guest/vmlinuz: Debian's unmodified linux-image-6.1
+#                     kernel (apt-get download, unpacked with dpkg-deb), and
+#                     build/guest/initramfs.cpio: u-root (init, gosh, core
+#                     commands) at the versions go.mod pins. Both are cached
+#                     in GUEST_CACHE, keyed by version, so a second run or a
+#                     run after make clean downloads and builds nothing.
+#   make testkernel   build/testkernel.elf: the Multiboot test guest
+#                     (guests/testkernel), with as and ld only.
+#   make test-guests  boot both directly under QEMU TCG and check them.
+#   make distclean    make clean, and the guest cache too.
+
+GUEST := $(BUILD)/guest
+GUEST_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tamavisor
+GUESTIMAGE := tools/guestimage/guestimage.sh
+# The kernel package: by default the one Debian's linux-image-amd64 depends
+# on now (e.g. linux-image-6.1.0-56-amd64); -unsigned variants work too.
+GUEST_KERNEL_PKG ?= $(shell $(GUESTIMAGE) kernel-package)
+
+guest: guest-kernel guest-initramfs
+
+guest-kernel:
+	$(GUESTIMAGE) kernel $(GUEST_KERNEL_PKG) $(GUEST_CACHE) $(GUEST)
+
+guest-initramfs:
+	$(GUESTIMAGE) initramfs $(GUEST_CACHE) $(GUEST) $(BUILD)
+
+TESTKERNEL := $(BUILD)/testkernel.elf
+
+testkernel: $(TESTKERNEL)
+
+$(TESTKERNEL): guests/testkernel/testkernel.s guests/testkernel/testkernel.ld
+	@mkdir -p $(BUILD)
+	as --32 -o $(BUILD)/testkernel.o guests/testkernel/testkernel.s
+	ld -m elf_i386 -T guests/testkernel/testkernel.ld -z max-page-size=0x1000 \
+		-z noexecstack --no-warn-rwx-segments --build-id=none -o $@ $(BUILD)/testkernel.o
+
+test-guests: deps guest testkernel
+	TAMAVISOR_BUILD=$(abspath $(BUILD)) go test -count=1 -v -timeout 10m ./guests/images/ ./guests/testkernel/
+
+distclean: clean
+	rm -rf $(GUEST_CACHE)

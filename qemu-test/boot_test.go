@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"tamavisor/boot/inventory"
 	"tamavisor/tools/emulator"
 )
 
@@ -88,7 +89,7 @@ func artifactsIn(dir string) Artifacts {
 // checkEmulators fails with the fix when a program or firmware is absent.
 func checkEmulators() error {
 	var missing []string
-	for _, p := range []string{emulator.DefaultQEMUBinary, emulator.DefaultBochsBinary, "grub-mkrescue", "mformat", "objcopy"} {
+	for _, p := range []string{emulator.DefaultQEMUBinary, emulator.DefaultBochsBinary, "grub-mkrescue", "xorriso", "mformat", "objcopy"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
@@ -172,9 +173,9 @@ func isSource(path, name string) bool {
 	return false
 }
 
-// boot runs one machine until the image says it is ready, parses its
-// inventory, and logs the whole console if the test fails.
-func boot(t *testing.T, cfg emulator.Config, deadline time.Duration) Inventory {
+// start runs one machine with a hard deadline, and logs its whole
+// console and the emulator's diagnostics if the test fails.
+func start(t *testing.T, cfg emulator.Config, deadline time.Duration) *emulator.Machine {
 	t.Helper()
 	cfg.Timeout = deadline
 	var notes []string
@@ -198,25 +199,41 @@ func boot(t *testing.T, cfg emulator.Config, deadline time.Duration) Inventory {
 			t.Logf("emulator diagnostics:\n%s", r.Diagnostics)
 		}
 	})
-	at, err := m.WaitFor(MarkerReady, deadline)
+	return m
+}
+
+// boot runs one machine until the image says it is ready and returns its
+// parsed inventory, failing the test on an incomplete one.
+func boot(t *testing.T, cfg emulator.Config, deadline time.Duration) inventory.Inventory {
+	t.Helper()
+	inv, _ := bootMachine(t, cfg, deadline)
+	return inv
+}
+
+// bootMachine is boot that also returns the running machine, for tests
+// that watch the console further.
+func bootMachine(t *testing.T, cfg emulator.Config, deadline time.Duration) (inventory.Inventory, *emulator.Machine) {
+	t.Helper()
+	m := start(t, cfg, deadline)
+	at, err := m.WaitFor(inventory.Ready, deadline)
 	if err != nil {
-		t.Fatalf("the image did not reach %q: %v", MarkerReady, err)
+		t.Fatalf("the image did not reach %q: %v", inventory.Ready, err)
 	}
-	t.Logf("%q after %.2f s", MarkerReady, at.Seconds())
-	inv, err := ParseInventory(m.Console())
+	t.Logf("%q after %.2f s", inventory.Ready, at.Seconds())
+	inv, err := inventory.Parse(m.Console())
 	if err != nil {
 		t.Fatalf("inventory: %v", err)
 	}
 	if !inv.Ready {
-		t.Errorf("%q does not follow the inventory", MarkerReady)
+		t.Errorf("%q does not follow the inventory", inventory.Ready)
 	}
 	if missing := inv.Missing(); len(missing) > 0 {
 		t.Errorf("inventory incomplete, lacks: %s", strings.Join(missing, "; "))
 	}
-	return inv
+	return inv, m
 }
 
-func expectField(t *testing.T, inv Inventory, topic, key, want string) {
+func expectField(t *testing.T, inv inventory.Inventory, topic, key, want string) {
 	t.Helper()
 	got, ok := inv.Field(topic, key)
 	switch {
@@ -227,7 +244,7 @@ func expectField(t *testing.T, inv Inventory, topic, key, want string) {
 	}
 }
 
-func expectAtLeast(t *testing.T, inv Inventory, topic, key string, min int64) {
+func expectAtLeast(t *testing.T, inv inventory.Inventory, topic, key string, min int64) {
 	t.Helper()
 	n, err := inv.Int(topic, key)
 	if err != nil {
@@ -237,7 +254,7 @@ func expectAtLeast(t *testing.T, inv Inventory, topic, key string, min int64) {
 	}
 }
 
-func expectBootedVia(t *testing.T, inv Inventory, want string) {
+func expectBootedVia(t *testing.T, inv inventory.Inventory, want string) {
 	t.Helper()
 	if inv.BootedVia != want {
 		t.Errorf("booted via %q, want %q", inv.BootedVia, want)

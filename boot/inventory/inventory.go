@@ -1,10 +1,13 @@
 // Package inventory renders the report the hypervisor prints once at boot:
 // what machine it found and what it can do with it.
 //
-// Every line has the form `topic: key=value key=value ...` (values contain
-// no spaces, or are double-quoted), between the markers
-// `tamavisor: inventory begin` and `tamavisor: inventory end`, so that
-// operators can read it and tests and tools can parse it (see Parse).
+// Every line has the form `topic: token token ...`, between the markers
+// `tamavisor: inventory begin` and `tamavisor: inventory end`. A token is a
+// field `key=value` (a value that is not plain printable ASCII without
+// spaces is double-quoted in Go syntax) or a bare word (the PCI device
+// lines), so that operators can read the report and tests and tools can
+// parse it back: Parse is the one reader of the format Lines writes, and
+// the emulator boot tests (qemu-test) use it on the console log.
 package inventory
 
 import (
@@ -28,8 +31,8 @@ const (
 
 // CPU describes the processors.
 type CPU struct {
-	Vendor                 string
-	Name                   string
+	Vendor                  string
+	Name                    string
 	Family, Model, Stepping uint32
 	// Listed are the APIC IDs of the processors the MADT lists as
 	// enabled; Online those running the hypervisor, BSP first.
@@ -133,7 +136,7 @@ func (r *Report) Lines() []string {
 			sigs = append(sigs, t.Signature)
 		}
 		add("acpi", fmt.Sprintf("revision=%d", r.ACPI.RSDP.Revision), "oem="+quote(strings.TrimSpace(r.ACPI.RSDP.OEMID)),
-			"tables="+strings.Join(sigs, ","), fmt.Sprintf("problems=%d", len(r.ACPI.Problems)))
+			"tables="+word(strings.Join(sigs, ",")), fmt.Sprintf("problems=%d", len(r.ACPI.Problems)))
 		for _, p := range r.ACPI.Problems {
 			add("acpi-problem", "detail="+quote(p.Error()))
 		}
@@ -141,11 +144,12 @@ func (r *Report) Lines() []string {
 		add("acpi", "tables=none", "error="+quote(errText(r.ACPIError)))
 	}
 
-	timer := []string{fmt.Sprintf("tsc-hz=%d", r.TSCHz), "source=" + word(r.TSCSource)}
+	add("timer", fmt.Sprintf("tsc-hz=%d", r.TSCHz), "source="+word(r.TSCSource),
+		fmt.Sprintf("notes=%d", len(r.TSCNotes)))
+	// One line per note, as for ACPI problems: a key appears once a line.
 	for _, n := range r.TSCNotes {
-		timer = append(timer, "note="+quote(n))
+		add("timer-note", "detail="+quote(n))
 	}
-	add("timer", timer...)
 	add("entropy", "source="+word(r.Entropy))
 
 	switch {
@@ -179,12 +183,17 @@ func (r *Report) Lines() []string {
 	return append(out, End)
 }
 
+// word renders a value that is normally one plain word (a CPU vendor, a
+// source name) as it is, and quotes it when it holds anything else: the
+// CPU vendor comes from CPUID and may be any 12 bytes.
 func word(s string) string {
 	if s == "" {
 		return "unknown"
 	}
-	if strings.ContainsAny(s, " \t\"=") {
-		return quote(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '=' || c == '\\' {
+			return quote(s)
+		}
 	}
 	return s
 }

@@ -291,6 +291,16 @@ next_char:
 	MOVB	(SI), AX
 	TESTB	AX, AX
 	JEQ	halt
+	MOVL	AX, BX
+	MOVL	$(COM1+5), DX		// line status: wait (bounded) for THRE
+	MOVL	$100000, CX
+wait_thre:
+	INB
+	TESTB	$0x20, AX
+	JNE	send
+	LOOP	wait_thre
+send:
+	MOVL	BX, AX
 	MOVL	$COM1, DX
 	OUTB
 	INCQ	SI

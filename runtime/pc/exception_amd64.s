@@ -206,18 +206,31 @@ TEXT ·faultCommon<>(SB),NOSPLIT|NOFRAME,$0
 
 	// Push RIP+1 as the return address, so that the unwinder, which looks
 	// up return address - 1, lands on the faulting instruction itself.
-	MOVQ	40(SP), AX
+	// That slot, just below the interrupted RSP, is this frame's SS slot
+	// when the interrupted RSP was 16-byte aligned (the CPU aligns before
+	// pushing, SDM Vol. 3A 6.14.2): read the frame first, then return
+	// through a new frame built below this one.
+	MOVQ	40(SP), AX	// interrupted RSP
 	SUBQ	$8, AX
 	MOVQ	16(SP), BX
 	INCQ	BX
+	MOVQ	48(SP), CX	// SS
+	MOVQ	32(SP), DX	// RFLAGS
+	MOVQ	24(SP), SI	// CS
 	MOVQ	BX, (AX)
-	MOVQ	AX, 40(SP)
-	MOVQ	$·faultPanic(SB), BX
-	MOVQ	BX, 16(SP)
+	MOVQ	$·faultPanic(SB), DI
+	PUSHQ	CX
+	PUSHQ	AX
+	PUSHQ	DX
+	PUSHQ	SI
+	PUSHQ	DI
 
 	MOVQ	·fault+faultFrame_RAX(SB), AX
 	MOVQ	·fault+faultFrame_RBX(SB), BX
-	ADDQ	$16, SP
+	MOVQ	·fault+faultFrame_RCX(SB), CX
+	MOVQ	·fault+faultFrame_RDX(SB), DX
+	MOVQ	·fault+faultFrame_RSI(SB), SI
+	MOVQ	·fault+faultFrame_RDI(SB), DI
 	IRETQ
 stop:
 	CLI

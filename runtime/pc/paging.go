@@ -13,11 +13,6 @@ import (
 // defined in paging_amd64.s
 func writeCR3(root uint64)
 
-const (
-	msrEFER = 0xc0000080 // AMD APM Vol. 2, 3.1.7
-	eferNXE = 1 << 11
-)
-
 // tablePages hands out zeroed, 4 KiB-aligned pages from the Go heap for the
 // host page tables. Host tables are never freed, and the Go heap never moves
 // objects, so keeping every chunk referenced here is all it takes for the
@@ -55,9 +50,11 @@ var (
 // page hostPML4, where the AP start-up trampoline finds it.
 func InstallHostPageTables(regions []pagetable.Region, minReach uint64) (pagetable.Stats, error) {
 	cfg := pagetable.ConfigFromCPUID(&machine)
-	if cfg.NoExecute {
-		machine.WriteMSR(msrEFER, machine.ReadMSR(msrEFER)|eferNXE)
-	}
+	// No NX bits: application processors come up through TamaGo's
+	// trampoline, which does not set EFER.NXE, and an NX bit in a table
+	// they walk would be a reserved-bit fault. Our own trampoline, setting
+	// NXE before loading CR3, is what lifts this.
+	cfg.NoExecute = false
 	t, err := pagetable.New(&machine, &hostTablePages, cfg)
 	if err != nil {
 		return pagetable.Stats{}, err

@@ -1,22 +1,4 @@
-// Package qemutest boots the tamavisor image under QEMU and Bochs and checks
-// what it reports about the machine it found.
-//
-// The image prints an inventory on its serial console:
-//
-//	tamavisor: booted via pvh|multiboot1|multiboot2|uefi
-//	tamavisor: inventory begin
-//	cpu: vendor=AuthenticAMD family=0x... name="QEMU Virtual CPU" listed=2 online=2 apic-ids=0,1
-//	...
-//	pci: 0000:00:00.0 8086:29c0 host bridge
-//	tamavisor: inventory end
-//	tamavisor: ready
-//
-// Each inventory line is `<topic>: ` followed by space-separated tokens: a
-// token `key=value` is a field (the value may be double-quoted to hold
-// spaces), any other token is a word. The boot tests (boot_test.go) need
-// QEMU, OVMF and Bochs (`make deps`); `go test -short` skips them and runs
-// only the parser's tests.
-package qemutest
+package inventory
 
 import (
 	"fmt"
@@ -24,19 +6,21 @@ import (
 	"strings"
 )
 
-// Console markers around the inventory.
+// Console lines the image prints around the report: the boot protocol
+// before it, the ready marker after it.
 const (
-	MarkerBegin  = "tamavisor: inventory begin"
-	MarkerEnd    = "tamavisor: inventory end"
-	MarkerReady  = "tamavisor: ready"
-	bootedPrefix = "tamavisor: booted via "
+	BootedPrefix = "tamavisor: booted via "
+	Ready        = "tamavisor: ready"
 )
 
-// RequiredTopics are the topics every complete inventory has; a
-// virtualization topic (svm, vmx or virt) is required besides.
-var RequiredTopics = []string{"cpu", "memory", "acpi", "timer", "iommu", "pci"}
+// RequiredTopics are the topics every complete inventory has, the ones
+// Lines always renders for a report built at boot; a virtualization topic
+// (svm, vmx or virt) is required besides.
+var RequiredTopics = []string{"boot", "cpu", "memory", "paging", "acpi", "timer", "entropy", "iommu", "pci"}
 
-// Line is one inventory line.
+// Line is one parsed inventory line: `<topic>: ` followed by
+// space-separated tokens. A token `key=value` is a field (the value may be
+// double-quoted, in Go syntax, to hold spaces); any other token is a word.
 type Line struct {
 	Topic  string
 	Words  []string          // tokens that are not key=value, in order
@@ -44,62 +28,60 @@ type Line struct {
 	Raw    string
 }
 
-// Inventory is the parsed inventory block.
+// Inventory is a parsed report, as read back from a console log.
 type Inventory struct {
-	// BootedVia is the boot protocol from `tamavisor: booted via X`.
+	// BootedVia is the boot protocol from the last `tamavisor: booted via X`.
 	BootedVia string
 	Lines     []Line
-	// Ready: `tamavisor: ready` follows the block.
+	// Ready: `tamavisor: ready` follows the report.
 	Ready bool
 }
 
-// ParseInventory finds the last complete inventory block in a console log
-// and parses it. Console text outside the block is ignored; every line
-// inside it must be an inventory line.
-func ParseInventory(log string) (Inventory, error) {
+// Parse finds the last complete report (Begin to End) in a console log and
+// parses it. Console text outside the report is ignored; every line inside
+// it must be an inventory line. Carriage returns are dropped, so a log
+// captured from a serial port parses as it is.
+func Parse(log string) (Inventory, error) {
 	var inv Inventory
 	lines := strings.Split(strings.ReplaceAll(log, "\r", ""), "\n")
 	begin, end := -1, -1
 	for i, l := range lines {
 		l = strings.TrimSpace(l)
 		switch {
-		case l == MarkerBegin:
+		case l == Begin:
 			begin, end = i, -1
-		case l == MarkerEnd && begin >= 0 && end < 0:
+		case l == End && begin >= 0 && end < 0:
 			end = i
-		case strings.HasPrefix(l, bootedPrefix):
-			inv.BootedVia = strings.TrimSpace(strings.TrimPrefix(l, bootedPrefix))
+		case strings.HasPrefix(l, BootedPrefix):
+			inv.BootedVia = strings.TrimSpace(strings.TrimPrefix(l, BootedPrefix))
 		}
 	}
 	if begin < 0 {
-		return inv, fmt.Errorf("no %q line in the console", MarkerBegin)
+		return inv, fmt.Errorf("inventory: no %q line in the console", Begin)
 	}
 	if end < 0 {
-		return inv, fmt.Errorf("inventory truncated: %q on console line %d has no %q after it", MarkerBegin, begin+1, MarkerEnd)
+		return inv, fmt.Errorf("inventory: truncated: %q on console line %d has no %q after it", Begin, begin+1, End)
 	}
 	for i := begin + 1; i < end; i++ {
 		raw := strings.TrimSpace(lines[i])
-		if raw == "" {
-			continue
+		if raw == "" || strings.HasPrefix(raw, BootedPrefix) {
+			continue // the protocol line is taken above
 		}
 		l, err := ParseLine(raw)
 		if err != nil {
-			return inv, fmt.Errorf("console line %d: %w", i+1, err)
-		}
-		if l.Topic == "tamavisor" && len(l.Words) >= 2 && l.Words[0] == "booted" && l.Words[1] == "via" {
-			continue // already taken above
+			return inv, fmt.Errorf("inventory: console line %d: %w", i+1, err)
 		}
 		inv.Lines = append(inv.Lines, l)
 	}
 	for _, l := range lines[end+1:] {
-		if strings.TrimSpace(l) == MarkerReady {
+		if strings.TrimSpace(l) == Ready {
 			inv.Ready = true
 		}
 	}
 	return inv, nil
 }
 
-// ParseLine parses `<topic>: token token ...`.
+// ParseLine parses one line `<topic>: token token ...`.
 func ParseLine(raw string) (Line, error) {
 	colon := strings.Index(raw, ": ")
 	if colon < 0 {
@@ -109,7 +91,7 @@ func ParseLine(raw string) (Line, error) {
 		colon = len(raw) - 1
 	}
 	l := Line{Topic: raw[:colon], Fields: map[string]string{}, Raw: raw}
-	if !validName(l.Topic) {
+	if !validTopic(l.Topic) {
 		return Line{}, fmt.Errorf("%q: topic %q is not a lower-case name", raw, l.Topic)
 	}
 	rest := raw[colon+1:]
@@ -124,19 +106,19 @@ func ParseLine(raw string) (Line, error) {
 		}
 		rest = after
 		key, value, isField := strings.Cut(tok, "=")
-		if isField && validKey(key) {
-			if strings.HasPrefix(value, `"`) {
-				if value, err = strconv.Unquote(value); err != nil {
-					return Line{}, fmt.Errorf("%q: field %s: bad quoted value", raw, key)
-				}
-			}
-			if _, dup := l.Fields[key]; dup {
-				return Line{}, fmt.Errorf("%q: field %s given twice", raw, key)
-			}
-			l.Fields[key] = value
+		if !isField || !validKey(key) {
+			l.Words = append(l.Words, tok)
 			continue
 		}
-		l.Words = append(l.Words, tok)
+		if strings.HasPrefix(value, `"`) {
+			if value, err = strconv.Unquote(value); err != nil {
+				return Line{}, fmt.Errorf("%q: field %s: bad quoted value", raw, key)
+			}
+		}
+		if _, dup := l.Fields[key]; dup {
+			return Line{}, fmt.Errorf("%q: field %s given twice", raw, key)
+		}
+		l.Fields[key] = value
 	}
 }
 
@@ -160,7 +142,7 @@ func nextToken(s string) (tok, rest string, err error) {
 	return s, "", nil
 }
 
-func validName(s string) bool {
+func validTopic(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -223,12 +205,27 @@ func (inv Inventory) Int(topic, key string) (int64, error) {
 	return n, nil
 }
 
+// Uint returns a field as an unsigned 64-bit integer (decimal, or hex with
+// 0x): addresses such as memory max-address may not fit an int64.
+func (inv Inventory) Uint(topic, key string) (uint64, error) {
+	v, ok := inv.Field(topic, key)
+	if !ok {
+		return 0, fmt.Errorf("inventory has no %s %s=", topic, key)
+	}
+	n, err := strconv.ParseUint(v, 0, 64)
+	if err != nil {
+		return 0, fmt.Errorf("inventory %s %s=%q is not an unsigned integer", topic, key, v)
+	}
+	return n, nil
+}
+
 // Missing lists what a complete inventory has and this one lacks: the
-// required topics, a virtualization topic, a consistent PCI device count.
+// boot protocol line, the required topics, a virtualization topic, and PCI
+// device lines matching the count.
 func (inv Inventory) Missing() []string {
 	var missing []string
 	if inv.BootedVia == "" {
-		missing = append(missing, `"tamavisor: booted via"`)
+		missing = append(missing, strconv.Quote(strings.TrimSpace(BootedPrefix)))
 	}
 	for _, t := range RequiredTopics {
 		if !inv.Has(t) {
@@ -246,8 +243,8 @@ func (inv Inventory) Missing() []string {
 	return missing
 }
 
-// PCIDevices returns the per-device PCI lines (those whose first word is a
-// segment:bus:device.function address).
+// PCIDevices returns the per-device PCI lines: those whose first word is a
+// segment:bus:device.function address.
 func (inv Inventory) PCIDevices() []Line {
 	var out []Line
 	for _, l := range inv.Topic("pci") {
