@@ -232,6 +232,28 @@ func (v *VCPU) Control() vcpu.ControlRegisters {
 }
 
 func (v *VCPU) Segment(r vcpu.SegmentRegister) vcpu.Segment {
+	s := v.segment(r)
+	return vcpu.Segment{Selector: s.Selector, Base: s.Base, Limit: s.Limit, Attributes: s.Attrib}
+}
+
+func (v *VCPU) SetSegment(r vcpu.SegmentRegister, seg vcpu.Segment) {
+	*v.segment(r) = Segment{Selector: seg.Selector, Attrib: seg.Attributes, Limit: seg.Limit, Base: seg.Base}
+	if r == vcpu.SS {
+		v.vmcb.Save.CPL = uint8(seg.Attributes>>5) & 3 // SS.DPL is the CPL (AMD APM Vol. 2, 15.5.1)
+	}
+}
+
+func (v *VCPU) SetControl(c vcpu.ControlRegisters) {
+	s := &v.vmcb.Save
+	s.CR0, s.CR2, s.CR3, s.CR4, s.EFER = c.CR0, c.CR2, c.CR3, c.CR4, c.EFER|EFERSVME
+}
+
+func (v *VCPU) SetDescriptorTables(gdtBase uint64, gdtLimit uint16, idtBase uint64, idtLimit uint16) {
+	v.vmcb.Save.GDTR = Segment{Base: gdtBase, Limit: uint32(gdtLimit)}
+	v.vmcb.Save.IDTR = Segment{Base: idtBase, Limit: uint32(idtLimit)}
+}
+
+func (v *VCPU) segment(r vcpu.SegmentRegister) *Segment {
 	var s *Segment
 	switch r {
 	case vcpu.ES:
@@ -247,7 +269,7 @@ func (v *VCPU) Segment(r vcpu.SegmentRegister) vcpu.Segment {
 	default:
 		s = &v.vmcb.Save.GS
 	}
-	return vcpu.Segment{Selector: s.Selector, Base: s.Base, Limit: s.Limit, Attributes: s.Attrib}
+	return s
 }
 
 // AdvanceRIP is the one place RIP moves past an emulated instruction.

@@ -209,6 +209,13 @@ type VCPU interface {
 	// CPL is the current privilege level.
 	CPL() uint8
 
+	// SetSegment, SetControl and SetDescriptorTables set up the entry
+	// state a loader computed (package loader's boot protocols); they are
+	// not used on the exit path.
+	SetSegment(s SegmentRegister, seg Segment)
+	SetControl(c ControlRegisters)
+	SetDescriptorTables(gdtBase uint64, gdtLimit uint16, idtBase uint64, idtLimit uint16)
+
 	// AdvanceRIP skips the instruction that caused the exit: the one
 	// place RIP moves past emulated instructions. It also clears the
 	// interrupt shadow (STI/MOV SS blocking), as executing it would.
