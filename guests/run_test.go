@@ -251,3 +251,7 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 		t.Errorf("CPUID/IN/WRMSR dispatch allocates %.1f times", n)
 	}
 }
+
+func (f *fakeVCPU) SetSegment(vcpu.SegmentRegister, vcpu.Segment)      {}
+func (f *fakeVCPU) SetControl(vcpu.ControlRegisters)                   {}
+func (f *fakeVCPU) SetDescriptorTables(uint64, uint16, uint64, uint16) {}
