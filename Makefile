@@ -140,7 +140,7 @@ GUEST_KERNEL_PKG ?= $(shell $(GUESTIMAGE) kernel-package)
 guest: guest-kernel guest-initramfs
 
 guest-kernel:
-	$(GUESTIMAGE) kernel $(GUEST_KERNEL_PKG) $(GUEST_CACHE) $(GUEST)
+	$(GUESTIMAGE) kernel "$(GUEST_KERNEL_PKG)" $(GUEST_CACHE) $(GUEST)
 
 guest-initramfs:
 	$(GUESTIMAGE) initramfs $(GUEST_CACHE) $(GUEST) $(BUILD)
@@ -149,10 +149,10 @@ TESTKERNEL := $(BUILD)/testkernel.elf
 
 testkernel: $(TESTKERNEL)
 
-$(TESTKERNEL): guests/testkernel/testkernel.s guests/testkernel/testkernel.ld
+$(TESTKERNEL): guests/testkernel/kernel/testkernel.s guests/testkernel/kernel/testkernel.ld
 	@mkdir -p $(BUILD)
-	as --32 -o $(BUILD)/testkernel.o guests/testkernel/testkernel.s
-	ld -m elf_i386 -T guests/testkernel/testkernel.ld -z max-page-size=0x1000 \
+	as --32 -o $(BUILD)/testkernel.o guests/testkernel/kernel/testkernel.s
+	ld -m elf_i386 -T guests/testkernel/kernel/testkernel.ld -z max-page-size=0x1000 \
 		-z noexecstack --no-warn-rwx-segments --build-id=none -o $@ $(BUILD)/testkernel.o
 
 test-guests: deps guest testkernel
