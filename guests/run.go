@@ -27,6 +27,14 @@ type VCPU struct {
 	Timers   []Timer   // per-vCPU timers (the LAPIC timer)
 	Injector Injector  // may be nil
 
+	// ArmTimer, when set, arms a host timer for the nearest device
+	// deadline (0: none) before each entry, so that a guest busy in a
+	// loop still exits when its timer is due (pc.ArmKick on the image).
+	ArmTimer func(deadline int64)
+	// AfterExit, when set, runs right after each exit: on the image it
+	// lets the CPU take the host interrupt that caused an INTR exit.
+	AfterExit func()
+
 	exit  vcpu.Exit
 	wake  chan struct{}
 	timer *time.Timer // reused by halt: the exit path does not allocate
@@ -60,8 +68,15 @@ func (v *VCPU) Run() error {
 		if v.Injector != nil {
 			v.Injector.BeforeEntry(v.CPU)
 		}
+		if v.ArmTimer != nil {
+			v.ArmTimer(v.nextDeadline())
+		}
 		entry := cycles()
-		if err := v.CPU.Run(&v.exit); err != nil {
+		err := v.CPU.Run(&v.exit)
+		if v.AfterExit != nil {
+			v.AfterExit()
+		}
+		if err != nil {
 			vm.Stop(fmt.Sprintf("the engine failed: %v", err))
 			return err
 		}
