@@ -255,3 +255,6 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 func (f *fakeVCPU) SetSegment(vcpu.SegmentRegister, vcpu.Segment)      {}
 func (f *fakeVCPU) SetControl(vcpu.ControlRegisters)                   {}
 func (f *fakeVCPU) SetDescriptorTables(uint64, uint16, uint64, uint16) {}
+func (f *fakeVCPU) NMIAllowed() bool                                   { return true }
+func (f *fakeVCPU) InjectNMI()                                         { f.injected = append(f.injected, 2) }
+func (f *fakeVCPU) RequestNMIWindow(bool)                              {}

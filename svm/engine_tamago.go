@@ -286,6 +286,19 @@ func (v *VCPU) InjectException(vector uint8, errorCode uint32, hasErrorCode bool
 	v.pendingEvent = EventInjection(vector, typ, errorCode, hasErrorCode)
 }
 
+// NMIAllowed: without vNMI the engine does not track the guest's NMI
+// blocking (which lasts until its IRET); it only avoids clobbering a
+// pending event.
+func (v *VCPU) NMIAllowed() bool { return v.pendingEvent == 0 }
+
+func (v *VCPU) InjectNMI() { v.pendingEvent = EventInjection(2, EventTypeNMI, 0, false) }
+
+func (v *VCPU) RequestNMIWindow(on bool) {
+	if on {
+		v.windowRequired = true
+	}
+}
+
 func (v *VCPU) InjectInterrupt(vector uint8) {
 	v.pendingEvent = EventInjection(vector, EventTypeInterrupt, 0, false)
 }

@@ -241,6 +241,14 @@ type VCPU interface {
 	// must raise #GP in the guest (e.g. a reserved EFER bit).
 	EngineMSR(msr uint32, write bool, value uint64) (result uint64, status MSRStatus)
 
+	// NMIAllowed reports whether an NMI can be injected now (no event
+	// pending, NMIs not blocked); InjectNMI queues one (its own event type
+	// on both vendors: vector 2 as an exception fails the entry), and
+	// RequestNMIWindow asks for an exit when one can be.
+	NMIAllowed() bool
+	InjectNMI()
+	RequestNMIWindow(on bool)
+
 	// SetTSCOffset sets guest TSC = host TSC + offset.
 	SetTSCOffset(offset int64)
 
