@@ -4,44 +4,13 @@ import (
 	"fmt"
 
 	"tamavisor/drivers/hw"
+	"tamavisor/ept"
 )
 
-// Paging-structure entry bits, 4-level paging (Intel SDM Vol. 3A 4.5,
-// Tables 4-15 to 4-20; AMD APM Vol. 2 5.3.3 and 5.4.1, Figures 5-18 to
-// 5-25). The same bit positions hold at every level, except that bit 7 is PS
-// in a PDPTE or PDE but PAT in a PTE, and a PDPTE or PDE that maps a page has
-// PAT in bit 12.
+// Page-table geometry (Intel SDM Vol. 3A 4.5.4, Figure 4-8): the tables
+// themselves are built by tamavisor/ept with its Host format.
 const (
-	bitPresent  uint64 = 1 << 0  // P
-	bitWritable uint64 = 1 << 1  // R/W
-	bitUser     uint64 = 1 << 2  // U/S: always 0 here, the map is the supervisor's
-	bitPWT      uint64 = 1 << 3  // page-level write-through
-	bitPCD      uint64 = 1 << 4  // page-level cache disable
-	bitAccessed uint64 = 1 << 5  // A
-	bitDirty    uint64 = 1 << 6  // D, in entries that map a page
-	bitPageSize uint64 = 1 << 7  // PS, in a PDPTE (1 GiB) or PDE (2 MiB)
-	bitGlobal   uint64 = 1 << 8  // G, in entries that map a page (CR4.PGE)
-	bitPATLarge uint64 = 1 << 12 // PAT, in a PDPTE or PDE that maps a page
-	bitNX       uint64 = 1 << 63 // XD/NX: reserved unless IA32_EFER.NXE = 1
-
-	// addrMask selects bits 51:12, the physical address of a table or of
-	// a 4 KiB page; large pages use the upper part of it (leafAddrMask).
-	addrMask uint64 = 0x000f_ffff_ffff_f000
-
-	// tableFlags is what an entry that references a table holds besides
-	// the address. Access rights are the intersection over the levels
-	// (Intel SDM Vol. 3A 4.6), so these grant all and the leaf decides;
-	// the table itself is cached write-back (PCD = PWT = 0). A is preset
-	// so the processor has no entry to update on a first walk.
-	tableFlags = bitPresent | bitWritable | bitAccessed
-)
-
-// Page-table geometry: 512 eight-byte entries per 4 KiB table, 9 address bits
-// per level (Intel SDM Vol. 3A 4.5.4, Figure 4-8).
-const (
-	TableSize     = 4096
-	entriesPerTab = 512
-	levels        = 4
+	TableSize = ept.TableSize
 	// LinearLimit is the end of the lower canonical half of the 48-bit
 	// linear address space, the most an identity map can cover with
 	// 4-level paging (Intel SDM Vol. 3A 3.3.7.1).
@@ -50,25 +19,8 @@ const (
 	// absent (Intel SDM Vol. 3A 4.1.4).
 	defaultPhysAddrBits = 36
 	maxPhysAddrBits     = 52
+	linearAddrBits      = 47
 )
-
-// levelShift is the number of address bits below the index of a level
-// (1: PT, 2: PD, 3: PDPT, 4: PML4).
-func levelShift(level int) uint { return 12 + 9*uint(level-1) }
-
-func levelSpan(level int) uint64 { return 1 << levelShift(level) }
-
-func index(addr uint64, level int) uint64 {
-	return (addr >> levelShift(level)) & (entriesPerTab - 1)
-}
-
-// isLeaf reports whether a present entry at level maps a page.
-func isLeaf(e uint64, level int) bool {
-	return level == 1 || ((level == 2 || level == 3) && e&bitPageSize != 0)
-}
-
-// leafAddrMask selects the page address of a leaf entry at level.
-func leafAddrMask(level int) uint64 { return addrMask &^ (levelSpan(level) - 1) }
 
 // PageSize is the size of the page a leaf entry maps.
 type PageSize uint64
@@ -150,42 +102,49 @@ type Attr struct {
 	Global bool
 }
 
-// leafFlags encodes a into the flag bits of a leaf entry (without PS). A and
-// D are preset: nothing here reads them, and presetting them spares the
-// processor a locked update of the entry on first access.
-func (c *Config) leafFlags(a Attr) uint64 {
-	f := bitPresent | bitAccessed | bitDirty
+// perm is what a leaf with attributes a grants, in the engine's terms. A
+// page is always readable. Without Config.NoExecute the Host format ignores
+// a missing Execute, as bit 63 would be reserved.
+func (a Attr) perm() ept.Perm {
+	p := ept.Read
 	if a.Writable {
-		f |= bitWritable
+		p |= ept.Write
 	}
-	if a.NoExecute && c.NoExecute {
-		f |= bitNX
-	}
-	if a.Cache&1 != 0 {
-		f |= bitPWT
-	}
-	if a.Cache&2 != 0 {
-		f |= bitPCD
+	if !a.NoExecute {
+		p |= ept.Execute
 	}
 	if a.Global {
-		f |= bitGlobal
+		p |= ept.Global
 	}
-	return f
+	return p
 }
 
-// decodeAttr is the inverse of leafFlags.
-func decodeAttr(e uint64) Attr {
-	var a Attr
-	a.Writable = e&bitWritable != 0
-	a.NoExecute = e&bitNX != 0
-	if e&bitPWT != 0 {
-		a.Cache |= 1
+// memTypes maps each CacheType to the engine's MemType; the Host format
+// encodes them as the same PCD and PWT bits.
+var memTypes = [numCacheTypes]ept.MemType{
+	WriteBack:     ept.WB,
+	WriteThrough:  ept.WT,
+	UncachedMinus: ept.UCMinus,
+	Uncacheable:   ept.UC,
+}
+
+func cacheType(m ept.MemType) CacheType {
+	for c, mt := range memTypes {
+		if mt == m {
+			return CacheType(c)
+		}
 	}
-	if e&bitPCD != 0 {
-		a.Cache |= 2
+	return Uncacheable // not written by this package
+}
+
+// attrOf is the inverse of perm and memTypes.
+func attrOf(m ept.Mapping) Attr {
+	return Attr{
+		Writable:  m.Perm&ept.Write != 0,
+		NoExecute: m.Perm&ept.Execute == 0,
+		Cache:     cacheType(m.Mem),
+		Global:    m.Perm&ept.Global != 0,
 	}
-	a.Global = e&bitGlobal != 0
-	return a
 }
 
 // Config describes what the processor supports and how it will be set up
@@ -227,8 +186,9 @@ func ConfigFromCPUID(cpu hw.CPUID) Config {
 	return c
 }
 
-// limit is the first physical address the identity map cannot cover.
-func (c *Config) limit() (uint64, error) {
+// addrBits is the width of the identity map: MAXPHYADDR, at most the 47
+// bits of the lower canonical half.
+func (c *Config) addrBits() (uint, error) {
 	bits := c.PhysAddrBits
 	if bits == 0 {
 		bits = defaultPhysAddrBits
@@ -236,9 +196,18 @@ func (c *Config) limit() (uint64, error) {
 	if bits < 32 || bits > maxPhysAddrBits {
 		return 0, fmt.Errorf("pagetable: physical address width of %d bits is outside 32..%d", bits, maxPhysAddrBits)
 	}
-	l := uint64(1) << bits
-	if l > LinearLimit {
-		l = LinearLimit
+	return min(bits, linearAddrBits), nil
+}
+
+// pageSizes are the sizes a mapping may use given the processor and the
+// caller's choice.
+func (c *Config) pageSizes(sizes PageSizes) ept.PageSizes {
+	s := ept.Pages4K
+	if sizes&Pages2M != 0 {
+		s |= ept.Pages2M
 	}
-	return l, nil
+	if sizes&Pages1G != 0 && c.Pages1G {
+		s |= ept.Pages1G
+	}
+	return s
 }

@@ -9,22 +9,27 @@
 // reached, uncacheable and not executable, and leaves page 0 unmapped so a
 // nil pointer dereference faults.
 //
-// Tables are written through the small Memory interface and table pages come
-// from an Allocator, so the same code runs on the machine (hw.MMIO on the
-// identity map, pages from the runtime's reserved area) and in host tests
-// (hwfake.Memory and a bump allocator).
+// The tables are built by tamavisor/ept, the tree's one radix-table engine,
+// with its Host format; this package adds what the identity map needs: the
+// configuration from CPUID, the attributes of host pages, reuse of detached
+// table pages, and BuildHostMap. Tables are written through the small Memory
+// interface and table pages come from an Allocator, so the same code runs on
+// the machine (hw.MMIO on the identity map, pages from the runtime's reserved
+// area) and in host tests (hwfake.Memory and a bump allocator).
 //
 // Editing tables that a processor is using: every table is filled before the
 // entry that links it is written, so a walk never sees a half-built table;
 // the caller must still flush the TLBs (reload CR3, or INVLPG, on every CPU
 // that uses them) after each call that changes a mapping and before the next
 // call, because a table page detached by one call (a range now covered by a
-// larger page) is reused from the next call on.
+// larger page, or a table Unmap emptied) is reused from the next call on.
 package pagetable
 
 import (
 	"errors"
 	"fmt"
+
+	"tamavisor/ept"
 )
 
 // Allocator hands out 4 KiB-aligned physical pages for tables. The pages need
@@ -43,31 +48,83 @@ type Memory interface {
 
 // Tables is one 4-level identity-mapping page-table tree.
 type Tables struct {
+	tables *ept.Tables
+	cfg    Config
+	limit  uint64
+	root   uint64
+	spares
+}
+
+// spares stands between the engine and the caller's Allocator: it takes
+// pages from the Allocator and keeps those the engine frees, chained through
+// their first word (0 ends a chain: page 0 is never a table). Pages freed
+// during a call are pending; at the start of the next call, after the caller
+// has flushed the TLBs, they become free.
+type spares struct {
 	mem   Memory
 	alloc Allocator
-	cfg   Config
 	limit uint64
-	root  uint64
 
-	allocated int // pages taken from the Allocator, root included if allocated
-	// Detached table pages, chained through their first word (0 ends a
-	// chain: page 0 is never a table). Pages detached during a call are
-	// pending; at the start of the next call they become free.
+	allocated           int // pages taken from alloc
 	free, pending       uint64
 	freeLen, pendingLen int
 }
 
+func (s *spares) take() (uint64, error) {
+	if s.free != 0 {
+		p := s.free
+		s.free = s.mem.Read64(p)
+		s.freeLen--
+		return p, nil
+	}
+	p, err := s.alloc.AllocTable()
+	if err != nil {
+		return 0, err
+	}
+	s.allocated++
+	if p >= s.limit {
+		// The engine checks alignment; this map must also reach the
+		// page through itself to edit it later.
+		return 0, fmt.Errorf("page %#x is beyond the identity map's limit %#x", p, s.limit)
+	}
+	return p, nil
+}
+
+func (s *spares) give(p uint64) {
+	s.mem.Write64(p, s.pending)
+	s.pending = p
+	s.pendingLen++
+}
+
+// engineAllocator is spares as the engine's Allocator; a separate type, so
+// that Tables, which embeds spares, does not gain these methods.
+type engineAllocator struct{ s *spares }
+
+func (a engineAllocator) AllocTable() (uint64, error) { return a.s.take() }
+func (a engineAllocator) FreeTable(p uint64)          { a.s.give(p) }
+
+// releasePending makes the pages freed by earlier calls reusable.
+func (s *spares) releasePending() {
+	for s.pending != 0 {
+		p := s.pending
+		s.pending = s.mem.Read64(p)
+		s.pendingLen--
+		s.mem.Write64(p, s.free)
+		s.free = p
+		s.freeLen++
+	}
+}
+
 // New allocates a root table and returns empty Tables.
 func New(mem Memory, alloc Allocator, cfg Config) (*Tables, error) {
-	t, err := newTables(mem, alloc, cfg)
+	t, ecfg, err := newTables(mem, alloc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	root, err := t.newTable()
-	if err != nil {
+	if t.tables, err = ept.New(mem, engineAllocator{&t.spares}, ecfg); err != nil {
 		return nil, err
 	}
-	t.root = root
+	t.root = t.tables.Root()
 	return t, nil
 }
 
@@ -75,27 +132,36 @@ func New(mem Memory, alloc Allocator, cfg Config) (*Tables, error) {
 // clears: never pass the root of tables in use. The platform uses 0x9000,
 // where the application processors' start-up code loads CR3 from.
 func NewAt(mem Memory, alloc Allocator, root uint64, cfg Config) (*Tables, error) {
-	t, err := newTables(mem, alloc, cfg)
+	t, ecfg, err := newTables(mem, alloc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.checkTablePage(root); err != nil {
-		return nil, fmt.Errorf("pagetable: root table: %w", err)
+	if t.tables, err = ept.NewAt(mem, engineAllocator{&t.spares}, root, ecfg); err != nil {
+		return nil, err
 	}
 	t.root = root
-	t.clear(root)
 	return t, nil
 }
 
-func newTables(mem Memory, alloc Allocator, cfg Config) (*Tables, error) {
+func newTables(mem Memory, alloc Allocator, cfg Config) (*Tables, ept.Config, error) {
 	if mem == nil || alloc == nil {
-		return nil, errors.New("pagetable: nil Memory or Allocator")
+		return nil, ept.Config{}, errors.New("pagetable: nil Memory or Allocator")
 	}
-	limit, err := cfg.limit()
+	bits, err := cfg.addrBits()
 	if err != nil {
-		return nil, err
+		return nil, ept.Config{}, err
 	}
-	return &Tables{mem: mem, alloc: alloc, cfg: cfg, limit: limit}, nil
+	limit := uint64(1) << bits
+	t := &Tables{cfg: cfg, limit: limit, spares: spares{mem: mem, alloc: alloc, limit: limit}}
+	// An identity map: input and output addresses share the limit. No
+	// invalidation hook: the caller flushes between calls (see above).
+	ecfg := ept.Config{
+		Format:         ept.HostFormat{NoExecute: cfg.NoExecute},
+		InputAddrBits:  bits,
+		OutputAddrBits: bits,
+		PageSizes:      cfg.pageSizes(AllPageSizes),
+	}
+	return t, ecfg, nil
 }
 
 // Root is the physical address of the PML4 table: the value for CR3 (with
@@ -105,74 +171,6 @@ func (t *Tables) Root() uint64 { return t.root }
 // Limit is the first physical address these Tables cannot map:
 // min(2^MAXPHYADDR, 2^47).
 func (t *Tables) Limit() uint64 { return t.limit }
-
-func (t *Tables) checkTablePage(p uint64) error {
-	switch {
-	case p%TableSize != 0:
-		return fmt.Errorf("page %#x is not 4 KiB aligned", p)
-	case p == 0:
-		return errors.New("page 0 cannot hold a table")
-	case p >= t.limit:
-		return fmt.Errorf("page %#x is beyond the physical address limit %#x", p, t.limit)
-	}
-	return nil
-}
-
-func (t *Tables) clear(table uint64) {
-	for i := uint64(0); i < entriesPerTab; i++ {
-		t.mem.Write64(table+8*i, 0)
-	}
-}
-
-// newTable returns a cleared table page, reusing a detached one if any.
-func (t *Tables) newTable() (uint64, error) {
-	var p uint64
-	if t.free != 0 {
-		p = t.free
-		t.free = t.mem.Read64(p)
-		t.freeLen--
-	} else {
-		var err error
-		p, err = t.alloc.AllocTable()
-		if err != nil {
-			return 0, fmt.Errorf("pagetable: allocating a table: %w", err)
-		}
-		if err := t.checkTablePage(p); err != nil {
-			return 0, fmt.Errorf("pagetable: allocator returned a bad table page: %w", err)
-		}
-		t.allocated++
-	}
-	t.clear(p)
-	return p, nil
-}
-
-// detach unlinks the subtree rooted at table (at level) into the pending
-// chain; the caller has already overwritten the entry that referenced it.
-func (t *Tables) detach(table uint64, level int) {
-	if level > 1 {
-		for i := uint64(0); i < entriesPerTab; i++ {
-			e := t.mem.Read64(table + 8*i)
-			if e&bitPresent != 0 && !isLeaf(e, level) {
-				t.detach(e&addrMask, level-1)
-			}
-		}
-	}
-	t.mem.Write64(table, t.pending)
-	t.pending = table
-	t.pendingLen++
-}
-
-// releasePending makes the pages detached by earlier calls reusable.
-func (t *Tables) releasePending() {
-	for t.pending != 0 {
-		p := t.pending
-		t.pending = t.mem.Read64(p)
-		t.pendingLen--
-		t.mem.Write64(p, t.free)
-		t.free = p
-		t.freeLen++
-	}
-}
 
 // checkRange validates an identity range.
 func (t *Tables) checkRange(start, size uint64) error {
@@ -186,37 +184,6 @@ func (t *Tables) checkRange(start, size uint64) error {
 		return fmt.Errorf("pagetable: range %#x-%#x extends beyond the mappable limit %#x (MAXPHYADDR or 2^47)", start, end, t.limit)
 	}
 	return nil
-}
-
-// edit is one MapIdentity or Unmap call.
-type edit struct {
-	unmap bool
-	flags uint64 // leaf flags, without PS
-	sizes PageSizes
-}
-
-// leafAllowed reports whether an entry at level may be written as a whole.
-func (t *Tables) leafAllowed(level int, ed *edit) bool {
-	if ed.unmap {
-		return true // a not-present entry is valid at every level
-	}
-	switch level {
-	case 1:
-		return true
-	case 2:
-		return ed.sizes&Pages2M != 0
-	case 3:
-		return ed.sizes&Pages1G != 0 && t.cfg.Pages1G
-	}
-	return false
-}
-
-func leafEntry(base uint64, level int, flags uint64) uint64 {
-	e := base | flags
-	if level > 1 {
-		e |= bitPageSize
-	}
-	return e
 }
 
 // MapIdentity maps [start, start+size) to the same physical addresses with
@@ -234,8 +201,7 @@ func (t *Tables) MapIdentity(start, size uint64, attr Attr, sizes PageSizes) err
 		return fmt.Errorf("pagetable: unknown cache type %d", attr.Cache)
 	}
 	t.releasePending()
-	ed := edit{flags: t.cfg.leafFlags(attr), sizes: sizes | Pages4K}
-	return t.apply(t.root, levels, start, start+size, &ed)
+	return t.tables.MapWithSizes(start, start, size, attr.perm(), memTypes[attr.Cache], t.cfg.pageSizes(sizes))
 }
 
 // Unmap removes the mapping of [start, start+size), splitting larger pages
@@ -245,115 +211,18 @@ func (t *Tables) Unmap(start, size uint64) error {
 		return err
 	}
 	t.releasePending()
-	ed := edit{unmap: true}
-	return t.apply(t.root, levels, start, start+size, &ed)
-}
-
-// apply carries out ed over [start, end) within table, a table at level.
-func (t *Tables) apply(table uint64, level int, start, end uint64, ed *edit) error {
-	span := levelSpan(level)
-	for addr := start; addr < end; {
-		base := addr &^ (span - 1)
-		next := base + span
-		segEnd := min(end, next)
-		slot := table + 8*index(addr, level)
-		old := t.mem.Read64(slot)
-		present := old&bitPresent != 0
-
-		if addr == base && segEnd == next && t.leafAllowed(level, ed) {
-			var e uint64
-			if !ed.unmap {
-				e = leafEntry(base, level, ed.flags)
-			}
-			t.mem.Write64(slot, e)
-			if present && !isLeaf(old, level) {
-				t.detach(old&addrMask, level-1)
-			}
-			addr = segEnd
-			continue
-		}
-
-		// The range covers this entry only in part (or may not use its
-		// page size): descend, creating or splitting the table below.
-		var sub uint64
-		switch {
-		case !present:
-			if ed.unmap {
-				addr = segEnd
-				continue
-			}
-			var err error
-			if sub, err = t.newTable(); err != nil {
-				return err
-			}
-			t.mem.Write64(slot, sub|tableFlags)
-		case isLeaf(old, level):
-			if !ed.unmap && old == leafEntry(base, level, ed.flags) {
-				addr = segEnd // already mapped so
-				continue
-			}
-			var err error
-			if sub, err = t.split(old, level); err != nil {
-				return err
-			}
-			t.mem.Write64(slot, sub|tableFlags)
-		default:
-			sub = old & addrMask
-		}
-		if err := t.apply(sub, level-1, addr, segEnd, ed); err != nil {
-			return err
-		}
-		addr = segEnd
-	}
-	return nil
-}
-
-// split builds a table of the next level down whose 512 entries map what the
-// large leaf entry old (at level) maps, with the same attributes.
-func (t *Tables) split(old uint64, level int) (uint64, error) {
-	sub, err := t.newTable()
-	if err != nil {
-		return 0, err
-	}
-	base := old & leafAddrMask(level)
-	flags := old &^ addrMask &^ bitPageSize
-	if old&bitPATLarge != 0 {
-		// Not written by this package; kept correct all the same: bit 12
-		// of a large page is PAT, which is bit 7 of a PTE and bit 12 of a
-		// 2 MiB PDE.
-		if level-1 == 1 {
-			flags |= bitPageSize
-		} else {
-			flags |= bitPATLarge
-		}
-	}
-	childSpan := levelSpan(level - 1)
-	for i := uint64(0); i < entriesPerTab; i++ {
-		t.mem.Write64(sub+8*i, leafEntry(base+i*childSpan, level-1, flags))
-	}
-	return sub, nil
+	return t.tables.Unmap(start, size)
 }
 
 // Lookup walks the tables for addr and returns the physical address it maps
 // to, the mapping's attributes and the size of the page that maps it; ok is
 // false where addr is not mapped.
 func (t *Tables) Lookup(addr uint64) (phys uint64, attr Attr, size PageSize, ok bool) {
-	if addr >= LinearLimit {
+	phys, m, ok := t.tables.Lookup(addr)
+	if !ok {
 		return 0, Attr{}, 0, false
 	}
-	table := t.root
-	for level := levels; level >= 1; level-- {
-		e := t.mem.Read64(table + 8*index(addr, level))
-		if e&bitPresent == 0 {
-			return 0, Attr{}, 0, false
-		}
-		if isLeaf(e, level) {
-			span := levelSpan(level)
-			return e&leafAddrMask(level) | addr&(span-1), decodeAttr(e), PageSize(span), true
-		}
-		table = e & addrMask
-	}
-	return 0, Attr{}, 0, false // not reached: level 1 entries are leaves
+	return phys, attrOf(m), PageSize(m.Size), true
 }
 
 // Stats describes the tables, for the boot log.
@@ -371,31 +240,21 @@ type Stats struct {
 
 // Stats walks the tables and counts what they hold.
 func (t *Tables) Stats() Stats {
-	s := Stats{Allocated: t.allocated, Spare: t.freeLen + t.pendingLen}
-	t.count(t.root, levels, &s)
-	return s
-}
-
-func (t *Tables) count(table uint64, level int, s *Stats) {
-	s.Tables++
-	for i := uint64(0); i < entriesPerTab; i++ {
-		e := t.mem.Read64(table + 8*i)
-		switch {
-		case e&bitPresent == 0:
-		case isLeaf(e, level):
-			switch level {
-			case 1:
-				s.Pages4K++
-			case 2:
-				s.Pages2M++
-			case 3:
-				s.Pages1G++
-			}
-			s.Bytes[decodeAttr(e).Cache] += levelSpan(level)
-		default:
-			t.count(e&addrMask, level-1, s)
+	s := Stats{Tables: t.tables.TablePages(), Allocated: t.allocated, Spare: t.freeLen + t.pendingLen}
+	// The whole input range is valid, so Range cannot fail.
+	_ = t.tables.Range(0, t.tables.InputLimit(), func(m ept.Mapping) bool {
+		switch PageSize(m.Size) {
+		case Page4K:
+			s.Pages4K++
+		case Page2M:
+			s.Pages2M++
+		case Page1G:
+			s.Pages1G++
 		}
-	}
+		s.Bytes[cacheType(m.Mem)] += m.Size
+		return true
+	})
+	return s
 }
 
 func (s Stats) String() string {
