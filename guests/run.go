@@ -3,6 +3,7 @@ package guests
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"tamavisor/guests/vcpu"
@@ -20,12 +21,15 @@ const maxHaltSleep = 10 * time.Millisecond
 
 // VCPU is one virtual CPU of a VM and what its run loop needs.
 type VCPU struct {
-	VM       *VM
-	CPU      vcpu.VCPU
-	APICID   uint32
-	LAPIC    MSRDevice // may be nil for guests without one (tests)
-	Timers   []Timer   // per-vCPU timers (the LAPIC timer)
-	Injector Injector  // may be nil
+	VM     *VM
+	CPU    vcpu.VCPU
+	APICID uint32
+	LAPIC  MSRDevice // may be nil for guests without one (tests)
+	// LAPICMMIO is the vCPU's own local APIC page, looked up before the
+	// VM's MMIO bus.
+	LAPICMMIO LocalMMIO
+	Timers    []Timer  // per-vCPU timers (the LAPIC timer)
+	Injector  Injector // may be nil
 
 	// ArmTimer, when set, arms a host timer for the nearest device
 	// deadline (0: none) before each entry, so that a guest busy in a
@@ -36,6 +40,7 @@ type VCPU struct {
 	AfterExit func()
 
 	exit  vcpu.Exit
+	mmioR mmioRouter
 	wake  chan struct{}
 	timer *time.Timer // reused by halt: the exit path does not allocate
 	// HostTSCFrequency converts cycle counts for the operator (Hz).
@@ -66,7 +71,7 @@ func (v *VCPU) Run() error {
 	for vm.State() == Running {
 		v.tick()
 		if v.Injector != nil {
-			v.Injector.BeforeEntry(v.CPU)
+			v.Injector.BeforeEntry()
 		}
 		if v.ArmTimer != nil {
 			v.ArmTimer(v.nextDeadline())
@@ -240,7 +245,8 @@ func (v *VCPU) mmio(e *vcpu.Exit) {
 		v.fail(fmt.Sprintf("access to %#x needs the instruction emulator", e.NPF.GPA), e)
 		return
 	}
-	n, err := v.VM.Emulator.Step(v.CPU, v.VM.Memory, &v.VM.MMIO, e.NPF)
+	v.mmioR = mmioRouter{local: v.LAPICMMIO, vm: &v.VM.MMIO}
+	n, err := v.VM.Emulator.Step(v.CPU, v.VM.Memory, &v.mmioR, e.NPF)
 	if err != nil {
 		v.fail(fmt.Sprintf("cannot emulate the access to %#x: %v", e.NPF.GPA, err), e)
 		return
@@ -281,7 +287,7 @@ func (v *VCPU) nextDeadline() int64 {
 	var next int64
 	for _, list := range [][]Timer{v.VM.Timers, v.Timers} {
 		for _, t := range list {
-			if d := t.NextDeadline(); d != 0 && (next == 0 || d < next) {
+			if d := t.NextDeadline(); d != 0 && d != math.MaxInt64 && (next == 0 || d < next) {
 				next = d
 			}
 		}
@@ -291,3 +297,25 @@ func (v *VCPU) nextDeadline() int64 {
 
 // ErrStopped is returned by operations on a stopped VM.
 var ErrStopped = errors.New("guests: the VM is stopped")
+
+// mmioRouter sends an emulated access to the vCPU's own local APIC when it
+// claims the address, and to the VM's bus otherwise.
+type mmioRouter struct {
+	local LocalMMIO
+	vm    MMIOHandler
+}
+
+func (r *mmioRouter) ReadMMIO(addr uint64, size uint8) uint64 {
+	if r.local != nil && r.local.Contains(addr) {
+		return r.local.ReadMMIO(addr, size)
+	}
+	return r.vm.ReadMMIO(addr, size)
+}
+
+func (r *mmioRouter) WriteMMIO(addr uint64, size uint8, v uint64) {
+	if r.local != nil && r.local.Contains(addr) {
+		r.local.WriteMMIO(addr, size, v)
+		return
+	}
+	r.vm.WriteMMIO(addr, size, v)
+}

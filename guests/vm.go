@@ -13,8 +13,8 @@ import (
 // Timer is a device model with a deadline (PIT, LAPIC timer, RTC): the run
 // loop ticks it and sleeps a halted vCPU until the nearest deadline.
 type Timer interface {
-	// NextDeadline is the clock time (ns) of the next event, or 0 when
-	// none is armed.
+	// NextDeadline is the clock time (ns) of the next event, or 0 or
+	// math.MaxInt64 when none is armed.
 	NextDeadline() int64
 	Tick(now int64)
 }
@@ -29,10 +29,18 @@ type MSRDevice interface {
 
 // Injector decides, before each entry, which interrupt the vCPU takes.
 type Injector interface {
-	BeforeEntry(v vcpu.VCPU)
+	BeforeEntry()
 	// Pending reports an interrupt (or NMI, INIT) waiting for the vCPU,
 	// which ends a halt.
 	Pending() bool
+}
+
+// LocalMMIO is a device only its own vCPU reaches at its address: the
+// local APIC's page, at the same guest-physical address on every vCPU.
+type LocalMMIO interface {
+	Contains(addr uint64) bool
+	ReadMMIO(addr uint64, size uint8) uint64
+	WriteMMIO(addr uint64, size uint8, v uint64)
 }
 
 // Emulator executes a guest instruction against an MMIO device (package

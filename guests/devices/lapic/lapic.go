@@ -411,6 +411,10 @@ func (l *LAPIC) Contains(addr uint64) bool {
 	return ok
 }
 
+// HandlesMSR is the package function HandlesMSR as a method, so that a
+// LAPIC serves as the run loop's MSR device.
+func (l *LAPIC) HandlesMSR(msr uint32) bool { return HandlesMSR(msr) }
+
 // HandlesMSR reports whether msr is one ReadMSR and WriteMSR implement.
 func HandlesMSR(msr uint32) bool {
 	return msr == MSRAPICBase || msr == MSRTSCDeadline || (msr >= MSRX2APICFirst && msr <= MSRX2APICLast)

@@ -1,0 +1,222 @@
+// Package machine assembles a guest PC: memory layout and ACPI tables
+// (package platform), the device models on their standard ports and
+// addresses, the interrupt routing between them, the kernel loaded by its
+// boot protocol (package loader), and the boot vCPU's run-loop wiring. It is
+// engine-neutral: the caller brings the vCPU (package svm or vmx) and the
+// nested page tables mapping the layout's RAM.
+package machine
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"tamavisor/drivers/hw"
+	"tamavisor/guests"
+	"tamavisor/guests/bus"
+	"tamavisor/guests/devices/debugexit"
+	"tamavisor/guests/devices/i8042"
+	"tamavisor/guests/devices/ioapic"
+	"tamavisor/guests/devices/lapic"
+	"tamavisor/guests/devices/pcihost"
+	"tamavisor/guests/devices/pic"
+	"tamavisor/guests/devices/pit"
+	"tamavisor/guests/devices/pmtimer"
+	"tamavisor/guests/devices/rtc"
+	"tamavisor/guests/devices/uart"
+	"tamavisor/guests/irq"
+	"tamavisor/guests/loader"
+	"tamavisor/guests/platform"
+	"tamavisor/guests/vcpu"
+	"tamavisor/guests/x86emu"
+)
+
+// ISA interrupt lines of the legacy devices (as on every PC).
+const (
+	irqPIT  = 0
+	irqKbd  = 1
+	irqCOM1 = 4
+	irqRTC  = 8
+	irqAux  = 12
+)
+
+// Config is what the host provides for a guest machine.
+type Config struct {
+	Name   string
+	RAM    *guests.RAM
+	Layout *platform.Layout
+	// Clock is the host's monotonic clock (ns), Now its wall clock (for
+	// the guest's RTC), Cycles its TSC, TSCHz the TSC frequency.
+	Clock  bus.Clock
+	Now    func() time.Time
+	Cycles func() uint64
+	TSCHz  uint64
+	// HostCPUID is the processor the CPUID policy starts from.
+	HostCPUID hw.CPUID
+	// Console is where the hypervisor prints: the guest's serial output
+	// goes there line by line, prefixed with its name.
+	Console io.Writer
+}
+
+// Machine is an assembled guest PC.
+type Machine struct {
+	VM      *guests.VM
+	Layout  *platform.Layout
+	Console *guests.Console
+	UART    *uart.UART
+	PIC     *pic.PIC
+	IOAPIC  *ioapic.IOAPIC
+	PIT     *pit.PIT
+	Router  *irq.Router
+	APICs   lapic.Group
+	// PoweredOff is set when the guest powered off through ACPI.
+	PoweredOff bool
+
+	cfg Config
+}
+
+// consoleSink adapts the UART's byte output to the guest console.
+type consoleSink struct{ c *guests.Console }
+
+func (s consoleSink) WriteByte(b byte) error {
+	var one [1]byte
+	one[0] = b
+	s.c.Write(one[:])
+	return nil
+}
+
+// New builds the machine's devices and ACPI tables in guest memory.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.Layout.Validate(); err != nil {
+		return nil, err
+	}
+	vm := guests.NewVM(cfg.Name, cfg.RAM, cfg.Clock, cfg.Console)
+	vm.Cycles = cfg.Cycles
+	vm.CPUID = guests.NewCPUIDPolicy(cfg.HostCPUID, cfg.Layout.VCPUs)
+	vm.Emulator = &emulator{}
+	m := &Machine{VM: vm, Layout: cfg.Layout, cfg: cfg, Console: guests.NewConsole(cfg.Name, cfg.Console)}
+	m.APICs.Kick = func(int) { vm.Wake() }
+
+	m.IOAPIC = ioapic.New(ioapic.DefaultBase, 0, &m.APICs)
+	m.PIC = pic.New(pic.Config{Notify: func(bool) { vm.Wake() }})
+	m.Router = irq.NewRouter(m.PIC, m.IOAPIC)
+
+	var err error
+	if m.UART, err = uart.New(uart.Config{Base: uart.COM1Base, IRQ: irqCOM1, Lines: m.Router, Output: consoleSink{m.Console}}); err != nil {
+		return nil, err
+	}
+	if m.PIT, err = pit.New(pit.Config{Clock: cfg.Clock, Lines: m.Router, IRQ: irqPIT}); err != nil {
+		return nil, err
+	}
+	clock, err := rtc.New(rtc.Config{Now: cfg.Now, Lines: m.Router, IRQ: irqRTC})
+	if err != nil {
+		return nil, err
+	}
+	pm, err := pmtimer.New(pmtimer.Config{
+		Clock: cfg.Clock, EventBlock: platform.PM1aEventPort, ControlBlock: platform.PM1aControlPort,
+		TimerPort: platform.PMTimerPort, Timer32: platform.PMTimer32Bit, S5SleepType: platform.SleepTypeS5,
+		PowerOff: func() { m.PoweredOff = true; vm.Stop("powered off (ACPI S5)") },
+		Lines:    m.Router, SCI: platform.SCIInterrupt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reset := func() { vm.Stop("reset requested by the guest") }
+	kbd := i8042.New(i8042.Config{Reset: reset, Lines: m.Router, KbdIRQ: irqKbd, AuxIRQ: irqAux})
+	exit, err := debugexit.New(vm.ExitWithCode)
+	if err != nil {
+		return nil, err
+	}
+	host, err := pcihost.New(pcihost.Config{ECAMBase: cfg.Layout.ECAM.Start, ECAMStartBus: 0,
+		ECAMEndBus: uint8((cfg.Layout.ECAM.End-cfg.Layout.ECAM.Start)>>20 - 1), Reset: reset})
+	if err != nil {
+		return nil, err
+	}
+
+	ports := []struct {
+		name  string
+		first uint16
+		count int
+		dev   bus.PortDevice
+	}{
+		{"pic-master", pic.MasterCommand, 2, m.PIC},
+		{"pic-slave", pic.SlaveCommand, 2, m.PIC},
+		{"pic-elcr", pic.ELCRMaster, 2, m.PIC},
+		{"pit", pit.Channel0Port, 4, m.PIT},
+		{"pit-port-b", pit.PortB, 1, m.PIT},
+		{"i8042-data", i8042.DataPort, 1, kbd},
+		{"i8042-command", i8042.CommandPort, 1, kbd},
+		{"port-a", i8042.PortA, 1, kbd},
+		{"rtc", rtc.IndexPort, 2, clock},
+		{"com1", uart.COM1Base, 8, m.UART},
+		{"debug-exit", debugexit.DefaultPort, 4, exit},
+		{"pci-config", 0xcf8, 8, host},
+		{"acpi-pm1a-event", platform.PM1aEventPort, platform.PM1EventLength, pm},
+		{"acpi-pm1a-control", platform.PM1aControlPort, platform.PM1ControlLength, pm},
+		{"acpi-pm-timer", platform.PMTimerPort, platform.PMTimerLength, pm},
+	}
+	for _, p := range ports {
+		if err := vm.Ports.Register(p.name, p.first, p.count, p.dev); err != nil {
+			return nil, err
+		}
+	}
+	if err := vm.MMIO.Register("ioapic", ioapic.DefaultBase, ioapic.Size, m.IOAPIC); err != nil {
+		return nil, err
+	}
+	if err := vm.MMIO.Register("pci-ecam", cfg.Layout.ECAM.Start, cfg.Layout.ECAM.End-cfg.Layout.ECAM.Start, host); err != nil {
+		return nil, err
+	}
+	vm.Timers = []guests.Timer{m.PIT}
+
+	if _, err := platform.Build(cfg.RAM, cfg.Layout); err != nil {
+		return nil, fmt.Errorf("machine %s: ACPI tables: %w", cfg.Name, err)
+	}
+	return m, nil
+}
+
+// Load loads a kernel (bzImage, Multiboot ELF or PVH ELF, by its format)
+// with the machine's ACPI tables handed over.
+func (m *Machine) Load(kernel []byte, opts loader.Options) (*loader.Result, error) {
+	return loader.Load(loader.Guest{Memory: m.cfg.RAM, Layout: m.Layout, RSDP: platform.RSDPAddress}, kernel, opts)
+}
+
+// AddVCPU attaches a vCPU with its local APIC (APIC ID = index), timer and
+// interrupt injector; the boot vCPU (index 0) also receives the PIC's
+// interrupts and starts from bs.
+func (m *Machine) AddVCPU(cpu vcpu.VCPU, index int, bs *loader.BootState) (*guests.VCPU, error) {
+	apic, err := lapic.New(lapic.Config{
+		ID: uint32(index), BSP: index == 0, Clock: m.cfg.Clock,
+		GuestTSC: m.cfg.Cycles, TSCHz: m.cfg.TSCHz,
+		IPI: &m.APICs, EOI: m.IOAPIC.EOI,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.APICs.APICs = append(m.APICs.APICs, apic)
+	v := m.VM.AddVCPU(cpu, uint32(index))
+	v.LAPIC = apic
+	v.LAPICMMIO = apic
+	v.Timers = []guests.Timer{apic}
+	var p irq.PIC
+	if index == 0 {
+		p = m.PIC
+	}
+	v.Injector = irq.NewInjector(cpu, apic, p)
+	if bs != nil {
+		guests.ApplyBootState(cpu, bs)
+	}
+	return v, nil
+}
+
+// emulator adapts package x86emu to the run loop (one per VM: the run
+// loop's calls are per vCPU and x86emu keeps only scratch buffers; a VM
+// with several vCPUs gets one per vCPU from AddVCPU in a later change).
+type emulator struct{ e x86emu.Emulator }
+
+func (e *emulator) Step(cpu vcpu.VCPU, mem vcpu.Memory, mmio guests.MMIOHandler, fault vcpu.NPFExit) (int, error) {
+	return e.e.Step(cpu, mem, mmio, fault)
+}
+
+func (e *emulator) InstructionLength(cpu vcpu.VCPU, mem vcpu.Memory) (int, error) {
+	return e.e.InstructionLength(cpu, mem)
+}
