@@ -178,3 +178,6 @@ func (vm *VM) logf(format string, args ...any) {
 		fmt.Fprintf(vm.Console, "tamavisor: vm %s: "+format+"\n", append([]any{vm.Name}, args...)...)
 	}
 }
+
+// ReasonName names exit reason i (an index of Stats.Exits).
+func ReasonName(i int) string { return vcpu.Reason(i).String() }
