@@ -1,0 +1,5 @@
+package debugexit
+
+import "tamavisor/guests/bus"
+
+var _ bus.PortDevice = (*Device)(nil)

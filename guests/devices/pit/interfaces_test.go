@@ -1,0 +1,5 @@
+package pit
+
+import "tamavisor/guests/bus"
+
+var _ bus.PortDevice = (*PIT)(nil)

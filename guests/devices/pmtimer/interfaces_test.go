@@ -1,0 +1,5 @@
+package pmtimer
+
+import "tamavisor/guests/bus"
+
+var _ bus.PortDevice = (*PM)(nil)

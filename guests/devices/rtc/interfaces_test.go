@@ -1,0 +1,5 @@
+package rtc
+
+import "tamavisor/guests/bus"
+
+var _ bus.PortDevice = (*RTC)(nil)

@@ -1,0 +1,5 @@
+package uart
+
+import "tamavisor/guests/bus"
+
+var _ bus.PortDevice = (*UART)(nil)
