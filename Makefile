@@ -46,8 +46,12 @@ deps:
 
 image: $(IMAGE)
 
+# Default guests are embedded into the image when they have been built
+# (make testkernel, make guest); see boot/guestimages/README.md.
 $(IMAGE): FORCE
 	@mkdir -p $(BUILD)
+	@for f in $(BUILD)/testkernel.elf $(BUILD)/guest/vmlinuz $(BUILD)/guest/initramfs.cpio; do \
+		if [ -f $$f ]; then cp $$f boot/guestimages/; fi; done
 	$(GOENV) $(TAMAGO) build $(GOFLAGS_IMAGE) -o $@ ./boot
 	go run ./tools/mbheader $@
 
@@ -114,6 +118,7 @@ bench: deps image $(MINIMAL)
 
 clean:
 	rm -rf $(BUILD)
+	find boot/guestimages -type f ! -name README.md -delete
 
 FORCE:
 

@@ -19,6 +19,7 @@ import (
 	"tamavisor/drivers/hw"
 	"tamavisor/drivers/lapic"
 	"tamavisor/runtime/pc"
+	"tamavisor/runtime/physmem"
 	"tamavisor/svm"
 	"tamavisor/vmx"
 	"tamavisor/vmx/cpuvendor"
@@ -92,6 +93,22 @@ func main() {
 	}
 	fmt.Println("tamavisor: ready")
 	selftest(info.CmdLine)
+
+	// Guest memory, nested page tables and VMCBs come from the RAM the
+	// hypervisor does not occupy: not the first MiB (AP start-up, firmware
+	// leftovers) nor the Go runtime's window.
+	phys := physmem.New(r.Memory.Free(
+		memmap.Region{Start: 0, Size: 1 << 20, Kind: memmap.Reserved},
+		memmap.Region{Start: goRAMStart, Size: goRAMEnd - goRAMStart, Kind: memmap.Reserved}))
+	switch {
+	case r.SVM != nil:
+		if err := pc.CalibrateKickTimer(bsp); err != nil {
+			fmt.Printf("tamavisor: warning: %v; guests that spin without exiting can not be preempted\n", err)
+		}
+		startGuests(m, r.SVM, phys, info.CmdLine)
+	case r.VMX != nil:
+		fmt.Println("tamavisor: the Intel VT-x engine does not run guests yet; no guest started")
+	}
 	select {}
 }
 

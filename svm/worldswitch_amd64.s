@@ -16,7 +16,7 @@
 // RSP, RIP, RFLAGS, control registers and descriptor tables. The x87/SSE
 // state is swapped with FXSAVE/FXRSTOR (the Go runtime uses SSE registers,
 // X15 as its zero register, and guests are offered no XSAVE state).
-TEXT ·vmrun(SB),NOSPLIT,$72-40
+TEXT ·vmrun(SB),NOSPLIT,$80-40
 	MOVQ	guestVMCB+0(FP), AX
 	MOVQ	hostVMCB+8(FP), BX
 	MOVQ	regs+16(FP), CX
@@ -36,7 +36,14 @@ TEXT ·vmrun(SB),NOSPLIT,$72-40
 	MOVQ	R14, 40(SP)	// g
 	MOVQ	R15, 48(SP)
 
+	// With V_INTR_MASKING the host's RFLAGS.IF at VMRUN decides whether
+	// physical interrupts reach the guest as INTR exits (AMD APM Vol. 2,
+	// 15.21.1): it must be set, or a guest spinning with its timer due
+	// would never exit. GIF is clear, so no interrupt is taken here.
+	PUSHFQ
+	POPQ	64(SP)
 	CLGI
+	STI
 	MOVQ	BX, AX
 	VMSAVE
 	MOVQ	0(SP), AX
@@ -83,7 +90,9 @@ TEXT ·vmrun(SB),NOSPLIT,$72-40
 	VMSAVE
 	MOVQ	8(SP), AX
 	VMLOAD
-	STGI
+	STGI		// the interrupt that ended the run, if any, is taken here
+	PUSHQ	64(SP)
+	POPFQ		// the caller's interrupt flag
 
 	MOVQ	40(SP), R14
 	MOVQ	48(SP), R15

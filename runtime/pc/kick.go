@@ -22,6 +22,12 @@ var lapicTimerHz uint64
 // CalibrateKickTimer measures the LAPIC timer against the TSC clock. Call
 // after CalibrateTSC, on the BSP, before guests run.
 func CalibrateKickTimer(l *lapic.LAPIC) error {
+	// Firmware may leave the BSP's local APIC software-disabled or with a
+	// raised task priority; either would hold back the kick interrupt.
+	if err := l.SoftwareEnable(0xff); err != nil {
+		return err
+	}
+	l.SetTPR(0)
 	if err := l.SetTimerDivide(1); err != nil {
 		return err
 	}

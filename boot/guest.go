@@ -1,0 +1,213 @@
+//go:build tamago
+
+package main
+
+import (
+	"embed"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+	"unsafe"
+
+	"tamavisor/drivers/hw"
+	"tamavisor/drivers/rtc"
+	"tamavisor/ept"
+	"tamavisor/guests"
+	"tamavisor/guests/loader"
+	"tamavisor/guests/machine"
+	"tamavisor/guests/platform"
+	"tamavisor/runtime/pc"
+	"tamavisor/runtime/physmem"
+	"tamavisor/svm"
+)
+
+//go:embed guestimages
+var guestImages embed.FS
+
+// guestSpec is one guest to start.
+type guestSpec struct {
+	name    string
+	kernel  string // file in guestimages
+	initrd  string
+	cmdline string
+	memory  uint64
+}
+
+var defaultGuests = map[string]guestSpec{
+	"testkernel": {name: "testkernel", kernel: "testkernel.elf", memory: 64 << 20},
+	"linux": {name: "debian", kernel: "vmlinuz", initrd: "initramfs.cpio", memory: 512 << 20,
+		cmdline: "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 tsc=reliable"},
+}
+
+// hostPages hands physically contiguous, zeroed pages to the engines and
+// nested page tables, out of the RAM the hypervisor does not use itself.
+type hostPages struct{ a *physmem.Allocator }
+
+func (p hostPages) Alloc(size, align uint64) (uint64, error) {
+	pa, err := p.a.Alloc(size, align)
+	if err != nil {
+		return 0, err
+	}
+	clear(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(pa))), size))
+	return pa, nil
+}
+
+func (p hostPages) AllocTable() (uint64, error) { return p.Alloc(4096, 4096) }
+func (p hostPages) FreeTable(pa uint64)         { p.a.Free(pa, 4096) }
+
+type hostClock struct{}
+
+func (hostClock) Now() int64 { return pc.Now() }
+
+// wallClock is the guest RTC's time: the host RTC read once at boot, then
+// advanced by the TSC clock.
+type wallClock struct {
+	atBoot time.Time
+	boot   int64
+}
+
+func newWallClock(m *hw.Machine) wallClock {
+	w := wallClock{boot: pc.Now(), atBoot: time.Unix(0, 0)}
+	if r, err := rtc.New(m, 0); err == nil {
+		if t, err := r.Time(); err == nil {
+			w.atBoot = t
+		}
+	}
+	return w
+}
+
+func (w wallClock) Now() time.Time { return w.atBoot.Add(time.Duration(pc.Now() - w.boot)) }
+
+// startGuests starts the guest the command line names (tamavisor.guest=),
+// or the first embedded default, on the AMD-V engine.
+func startGuests(m *hw.Machine, caps *svm.Capabilities, phys *physmem.Allocator, cmdline string) {
+	choice := ""
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, "tamavisor.guest="); ok {
+			choice = v
+		}
+	}
+	if choice == "none" {
+		return
+	}
+	if choice == "" {
+		choice = "testkernel"
+		if _, err := guestImages.Open("guestimages/vmlinuz"); err == nil {
+			choice = "linux"
+		}
+	}
+	spec, ok := defaultGuests[choice]
+	if !ok {
+		fmt.Printf("tamavisor: no guest named %q (known: testkernel, linux, none)\n", choice)
+		return
+	}
+	engine := svm.NewEngine(caps, m, hostPages{phys})
+	clock := newWallClock(m)
+	if err := startGuest(m, engine, phys, spec, clock); err != nil {
+		fmt.Printf("tamavisor: guest %s not started: %v\n", spec.name, err)
+	}
+}
+
+func startGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, spec guestSpec, clock wallClock) error {
+	kernel, err := guestImages.ReadFile("guestimages/" + spec.kernel)
+	if err != nil {
+		return fmt.Errorf("kernel %s is not embedded in this image (build with `make testkernel guest image`)", spec.kernel)
+	}
+	var initrd []byte
+	if spec.initrd != "" {
+		if initrd, err = guestImages.ReadFile("guestimages/" + spec.initrd); err != nil {
+			return fmt.Errorf("initrd %s is not embedded in this image", spec.initrd)
+		}
+	}
+	layout, err := platform.NewLayout(spec.memory, 1)
+	if err != nil {
+		return err
+	}
+	pages := hostPages{phys}
+	hpa, err := pages.Alloc(spec.memory, 2<<20)
+	if err != nil {
+		return fmt.Errorf("%d MiB of guest RAM: %w", spec.memory>>20, err)
+	}
+	ram := guests.NewRAM(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(hpa))), spec.memory), hpa)
+
+	npt, err := ept.New(m, pages, ept.Config{Format: ept.NPTFormat{}, InputAddrBits: 39,
+		PageSizes: ept.Pages4K | ept.Pages2M})
+	if err != nil {
+		return err
+	}
+	offset := uint64(0)
+	for _, r := range layout.RAM() {
+		if err := npt.Map(r.Start, hpa+offset, r.End-r.Start, ept.RWX, ept.WB); err != nil {
+			return fmt.Errorf("nested page tables: %w", err)
+		}
+		offset += r.End - r.Start
+	}
+	iopm, err := pages.Alloc(3*4096, 4096)
+	if err != nil {
+		return err
+	}
+	(*svm.IOPM)(unsafe.Pointer(uintptr(iopm))).InterceptAll()
+	msrpm, err := pages.Alloc(2*4096, 4096)
+	if err != nil {
+		return err
+	}
+	(*svm.MSRPM)(unsafe.Pointer(uintptr(msrpm))).InterceptAll()
+
+	vc, err := engine.NewVCPU(svm.Config{NestedCR3: npt.Root(), IOPM: iopm, MSRPM: msrpm})
+	if err != nil {
+		return err
+	}
+	mach, err := machine.New(machine.Config{Name: spec.name, RAM: ram, Layout: layout, Clock: hostClock{},
+		Now: clock.Now, Cycles: pc.Cycles, TSCHz: pc.TSCFrequency(), HostCPUID: m, Console: os.Stdout})
+	if err != nil {
+		return err
+	}
+	res, err := mach.Load(kernel, loader.Options{KernelName: spec.kernel, Cmdline: spec.cmdline, Initrd: initrd, InitrdName: spec.initrd})
+	if err != nil {
+		return err
+	}
+	v, err := mach.AddVCPU(vc, 0, &res.State)
+	if err != nil {
+		return err
+	}
+	v.ArmTimer = pc.ArmKick
+	v.AfterExit = pc.TakePendingInterrupts
+	fmt.Printf("tamavisor: vm %s: starting %s (%s, %d MiB, 1 vCPU, AMD-V)\n", spec.name, spec.kernel, res.Format, spec.memory>>20)
+	go runVCPU(mach, v)
+	return nil
+}
+
+// runVCPU runs a vCPU's loop as an ordinary goroutine. It is not locked
+// to a thread: on TamaGo there is one thread per CPU and no spare, so a
+// locked goroutine that sleeps (a halted guest) would leave the scheduler
+// asking for a thread that can not exist. The engine instead notices when
+// the goroutine resumes on another CPU between two entries and prepares
+// that CPU (svm.VCPU.Run); a world switch itself is never interrupted.
+func runVCPU(mach *machine.Machine, v *guests.VCPU) {
+	start := pc.Now()
+	err := v.Run()
+	pc.ArmKick(0)
+	mach.Console.Flush()
+	vm := mach.VM
+	reason, code, hasCode := vm.StopReason()
+	if err != nil {
+		reason = err.Error()
+	}
+	fmt.Printf("tamavisor: vm %s stopped after %.3f s: %s\n", vm.Name, float64(pc.Now()-start)/1e9, reason)
+	if hasCode {
+		fmt.Printf("tamavisor: vm %s exit code %d\n", vm.Name, code)
+	}
+	fmt.Printf("tamavisor: vm %s exits %d:%s\n", vm.Name, vm.Stats.TotalExits(), exitBreakdown(vm))
+	fmt.Println("tamavisor: the hypervisor keeps running")
+}
+
+func exitBreakdown(vm *guests.VM) string {
+	var b strings.Builder
+	for i := range vm.Stats.Exits {
+		if n := vm.Stats.Exits[i].Load(); n > 0 {
+			fmt.Fprintf(&b, " %s=%d", guests.ReasonName(i), n)
+		}
+	}
+	return b.String()
+}
