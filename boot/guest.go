@@ -175,7 +175,33 @@ func startGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, spec
 	v.AfterExit = pc.TakePendingInterrupts
 	fmt.Printf("tamavisor: vm %s: starting %s (%s, %d MiB, 1 vCPU, AMD-V)\n", spec.name, spec.kernel, res.Format, spec.memory>>20)
 	go runVCPU(mach, v)
+	go forwardConsoleInput(mach)
 	return nil
+}
+
+// forwardConsoleInput gives the host console's keystrokes to the guest
+// while it runs (one guest at a time owns the console until the operator
+// shell exists).
+func forwardConsoleInput(mach *machine.Machine) {
+	var buf [64]byte
+	for mach.VM.State() != guests.Stopped {
+		n := 0
+		for pc.Console != nil && n < len(buf) {
+			b, ok := pc.Console.Rx()
+			if !ok {
+				break
+			}
+			buf[n] = b
+			n++
+		}
+		for sent := 0; sent < n; {
+			sent += mach.Input(buf[sent:n])
+			if sent < n {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // runVCPU runs a vCPU's loop as an ordinary goroutine. It is not locked

@@ -260,6 +260,9 @@ func (v *VCPU) mmio(e *vcpu.Exit) {
 // nearest device deadline.
 func (v *VCPU) halt() {
 	vm := v.VM
+	if vm.Idle != nil {
+		vm.Idle()
+	}
 	for vm.State() == Running {
 		v.tick()
 		if v.Injector == nil || v.Injector.Pending() {

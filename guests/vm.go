@@ -111,6 +111,9 @@ type VM struct {
 	MSRs     *MSRPolicy
 	// Console receives the hypervisor's messages about this VM.
 	Console io.Writer
+	// Idle, when set, runs when a vCPU halts with nothing to do: the
+	// guest console flushes a prompt that ends without a newline.
+	Idle func()
 
 	Stats Stats
 

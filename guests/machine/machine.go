@@ -96,6 +96,7 @@ func New(cfg Config) (*Machine, error) {
 	vm.Emulator = &emulator{}
 	m := &Machine{VM: vm, Layout: cfg.Layout, cfg: cfg, Console: guests.NewConsole(cfg.Name, cfg.Console)}
 	m.APICs.Kick = func(int) { vm.Wake() }
+	vm.Idle = m.Console.Flush
 
 	m.IOAPIC = ioapic.New(ioapic.DefaultBase, 0, &m.APICs)
 	m.PIC = pic.New(pic.Config{Notify: func(bool) { vm.Wake() }})
@@ -172,6 +173,14 @@ func New(cfg Config) (*Machine, error) {
 		return nil, fmt.Errorf("machine %s: ACPI tables: %w", cfg.Name, err)
 	}
 	return m, nil
+}
+
+// Input delivers operator keystrokes to the guest's serial port and wakes
+// the guest; it returns how many bytes the port's buffer took.
+func (m *Machine) Input(b []byte) int {
+	n := m.UART.Input(b)
+	m.VM.Wake()
+	return n
 }
 
 // Load loads a kernel (bzImage, Multiboot ELF or PVH ELF, by its format)
