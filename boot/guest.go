@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -14,6 +15,7 @@ import (
 	"tamavisor/drivers/rtc"
 	"tamavisor/ept"
 	"tamavisor/guests"
+	"tamavisor/guests/crashkernel"
 	"tamavisor/guests/loader"
 	"tamavisor/guests/machine"
 	"tamavisor/guests/platform"
@@ -55,6 +57,7 @@ func (p hostPages) Alloc(size, align uint64) (uint64, error) {
 
 func (p hostPages) AllocTable() (uint64, error) { return p.Alloc(4096, 4096) }
 func (p hostPages) FreeTable(pa uint64)         { p.a.Free(pa, 4096) }
+func (p hostPages) Free(pa, size uint64)        { p.a.Free(pa, size) }
 
 type hostClock struct{}
 
@@ -79,46 +82,64 @@ func newWallClock(m *hw.Machine) wallClock {
 
 func (w wallClock) Now() time.Time { return w.atBoot.Add(time.Duration(pc.Now() - w.boot)) }
 
-// startGuests starts the guest the command line names (tamavisor.guest=),
-// or the first embedded default, on the AMD-V engine.
+// startGuests runs the guests the command line names, one after the other
+// (tamavisor.guest=NAME[,NAME...]: testkernel, linux, none, or a crash
+// kernel: triplefault, garbage, wildjump), or the embedded default: Debian
+// when its kernel is in the image, else the test kernel. A guest that
+// fails stops alone; the next one starts on the same hypervisor.
 func startGuests(m *hw.Machine, caps *svm.Capabilities, phys *physmem.Allocator, cmdline string) {
-	choice := ""
+	var names []string
 	for _, f := range strings.Fields(cmdline) {
 		if v, ok := strings.CutPrefix(f, "tamavisor.guest="); ok {
-			choice = v
+			names = strings.Split(v, ",")
 		}
 	}
-	if choice == "none" {
-		return
-	}
-	if choice == "" {
-		choice = "testkernel"
+	if names == nil {
+		names = []string{"testkernel"}
 		if _, err := guestImages.Open("guestimages/vmlinuz"); err == nil {
-			choice = "linux"
+			names = []string{"linux"}
 		}
-	}
-	spec, ok := defaultGuests[choice]
-	if !ok {
-		fmt.Printf("tamavisor: no guest named %q (known: testkernel, linux, none)\n", choice)
-		return
 	}
 	engine := svm.NewEngine(caps, m, hostPages{phys})
 	clock := newWallClock(m)
-	if err := startGuest(m, engine, phys, spec, clock); err != nil {
-		fmt.Printf("tamavisor: guest %s not started: %v\n", spec.name, err)
-	}
+	go func() {
+		for _, name := range names {
+			if name == "none" {
+				continue
+			}
+			if err := runGuest(m, engine, phys, name, clock); err != nil {
+				fmt.Printf("tamavisor: guest %s not started: %v\n", name, err)
+			}
+		}
+	}()
 }
 
-func startGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, spec guestSpec, clock wallClock) error {
-	kernel, err := guestImages.ReadFile("guestimages/" + spec.kernel)
-	if err != nil {
-		return fmt.Errorf("kernel %s is not embedded in this image (build with `make testkernel guest image`)", spec.kernel)
+// guestKernel returns the kernel and initrd of a named guest.
+func guestKernel(name string) (spec guestSpec, kernel, initrd []byte, err error) {
+	if image := crashkernel.Build(name); image != nil {
+		return guestSpec{name: name, kernel: name, memory: 16 << 20}, image, nil, nil
 	}
-	var initrd []byte
+	spec, ok := defaultGuests[name]
+	if !ok {
+		return spec, nil, nil, fmt.Errorf("no guest named %q (known: testkernel, linux, none, %s)", name, strings.Join(crashkernel.Kinds, ", "))
+	}
+	if kernel, err = guestImages.ReadFile("guestimages/" + spec.kernel); err != nil {
+		return spec, nil, nil, fmt.Errorf("kernel %s is not embedded in this image (build with `make testkernel guest image`)", spec.kernel)
+	}
 	if spec.initrd != "" {
 		if initrd, err = guestImages.ReadFile("guestimages/" + spec.initrd); err != nil {
-			return fmt.Errorf("initrd %s is not embedded in this image", spec.initrd)
+			return spec, nil, nil, fmt.Errorf("initrd %s is not embedded in this image", spec.initrd)
 		}
+	}
+	return spec, kernel, initrd, nil
+}
+
+// runGuest builds one guest, runs it until it stops, and gives its memory
+// back.
+func runGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, name string, clock wallClock) error {
+	spec, kernel, initrd, err := guestKernel(name)
+	if err != nil {
+		return err
 	}
 	layout, err := platform.NewLayout(spec.memory, 1)
 	if err != nil {
@@ -129,6 +150,7 @@ func startGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, spec
 	if err != nil {
 		return fmt.Errorf("%d MiB of guest RAM: %w", spec.memory>>20, err)
 	}
+	defer phys.Free(hpa, spec.memory)
 	ram := guests.NewRAM(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(hpa))), spec.memory), hpa)
 
 	npt, err := ept.New(m, pages, ept.Config{Format: ept.NPTFormat{}, InputAddrBits: 39,
@@ -143,26 +165,19 @@ func startGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, spec
 		}
 		offset += r.End - r.Start
 	}
-	iopm, err := pages.Alloc(3*4096, 4096)
-	if err != nil {
-		return err
-	}
-	(*svm.IOPM)(unsafe.Pointer(uintptr(iopm))).InterceptAll()
-	msrpm, err := pages.Alloc(2*4096, 4096)
-	if err != nil {
-		return err
-	}
-	(*svm.MSRPM)(unsafe.Pointer(uintptr(msrpm))).InterceptAll()
+	defer npt.Unmap(0, layout.RAM()[len(layout.RAM())-1].End)
 
-	vc, err := engine.NewVCPU(svm.Config{NestedCR3: npt.Root(), IOPM: iopm, MSRPM: msrpm})
+	vc, err := engine.NewVCPU()
 	if err != nil {
 		return err
 	}
+	defer vc.Release()
 	mach, err := machine.New(machine.Config{Name: spec.name, RAM: ram, Layout: layout, Clock: hostClock{},
 		Now: clock.Now, Cycles: pc.Cycles, TSCHz: pc.TSCFrequency(), HostCPUID: m, Console: os.Stdout})
 	if err != nil {
 		return err
 	}
+	vc.SetNestedCR3(npt.Root())
 	res, err := mach.Load(kernel, loader.Options{KernelName: spec.kernel, Cmdline: spec.cmdline, Initrd: initrd, InitrdName: spec.initrd})
 	if err != nil {
 		return err
@@ -174,8 +189,8 @@ func startGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, spec
 	v.ArmTimer = pc.ArmKick
 	v.AfterExit = pc.TakePendingInterrupts
 	fmt.Printf("tamavisor: vm %s: starting %s (%s, %d MiB, 1 vCPU, AMD-V)\n", spec.name, spec.kernel, res.Format, spec.memory>>20)
-	go runVCPU(mach, v)
 	go forwardConsoleInput(mach)
+	runVCPU(mach, v)
 	return nil
 }
 
@@ -211,8 +226,12 @@ func forwardConsoleInput(mach *machine.Machine) {
 // the goroutine resumes on another CPU between two entries and prepares
 // that CPU (svm.VCPU.Run); a world switch itself is never interrupted.
 func runVCPU(mach *machine.Machine, v *guests.VCPU) {
-	start := pc.Now()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start, startCycles := pc.Now(), pc.Cycles()
 	err := v.Run()
+	wallCycles := pc.Cycles() - startCycles
+	runtime.ReadMemStats(&after)
 	pc.ArmKick(0)
 	mach.Console.Flush()
 	vm := mach.VM
@@ -224,7 +243,21 @@ func runVCPU(mach *machine.Machine, v *guests.VCPU) {
 	if hasCode {
 		fmt.Printf("tamavisor: vm %s exit code %d\n", vm.Name, code)
 	}
-	fmt.Printf("tamavisor: vm %s exits %d:%s\n", vm.Name, vm.Stats.TotalExits(), exitBreakdown(vm))
+	exits := vm.Stats.TotalExits()
+	fmt.Printf("tamavisor: vm %s exits %d:%s\n", vm.Name, exits, exitBreakdown(vm))
+	// Heap allocations are the whole hypervisor's over the guest's run
+	// (the console forwarder included), so the per-exit figure is an
+	// upper bound for the exit path's own.
+	allocs := after.Mallocs - before.Mallocs
+	perExit, share := 0.0, 0.0
+	if exits > 0 {
+		perExit = float64(allocs) / float64(exits)
+	}
+	if wallCycles > 0 {
+		share = 100 * float64(vm.Stats.HandlerCycles.Load()) / float64(wallCycles)
+	}
+	fmt.Printf("tamavisor: vm %s stats: exits=%d heap-allocs=%d heap-allocs-per-exit=%.4f handler-share-pct=%.2f wall-s=%.3f\n",
+		vm.Name, exits, allocs, perExit, share, float64(pc.Now()-start)/1e9)
 	fmt.Println("tamavisor: the hypervisor keeps running")
 }
 

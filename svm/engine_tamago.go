@@ -102,20 +102,47 @@ type VCPU struct {
 	nrips          bool
 	pendingEvent   uint64 // EVENTINJ to write at the next entry
 	windowRequired bool
+
+	asid  uint32
+	pages [4]uint64 // VMCB, FPU area, IOPM, MSRPM: given back by Release
 }
 
-// Config is what a vCPU needs from its VM.
-type Config struct {
-	NestedCR3 uint64 // root of the VM's NPT tables (package ept, NPT format)
-	IOPM      uint64 // physical address of the VM's I/O permission map
-	MSRPM     uint64 // physical address of the VM's MSR permission map
+// SetNestedCR3 points the vCPU at its VM's nested page tables (package ept,
+// NPT format).
+func (v *VCPU) SetNestedCR3(root uint64) {
+	v.vmcb.Control.NestedCR3 = root
+	v.vmcb.Control.TLBControl = TLBControlFlushAll
+}
+
+// Pager frees what Alloc gave, for Release.
+type Pager interface{ Free(addr, size uint64) }
+
+// Release returns the vCPU's ASID and, when the engine's page source can
+// free, its pages. The vCPU must not run again.
+func (v *VCPU) Release() {
+	if v.asid != 0 {
+		v.engine.asids.Put(v.asid)
+		v.asid = 0
+	}
+	if f, ok := v.engine.pages.(Pager); ok {
+		sizes := [...]uint64{4096, 4096, uint64(len(IOPM{})), uint64(len(MSRPM{}))}
+		for i, pa := range v.pages {
+			if pa != 0 {
+				f.Free(pa, sizes[i])
+				v.pages[i] = 0
+			}
+		}
+	}
 }
 
 // NewVCPU allocates and initialises a VMCB: every intercept the guest core
 // relies on, nested paging on, a fresh ASID, and the architectural reset
 // state of a flat 32-bit protected-mode CPU (loaders then set the boot
 // protocol's registers).
-func (e *Engine) NewVCPU(cfg Config) (*VCPU, error) {
+//
+// Every port and MSR access exits (the permission maps are all ones): the
+// guest core decides what each one means.
+func (e *Engine) NewVCPU() (*VCPU, error) {
 	if !e.Caps.Features.Has(FeatureNP) {
 		return nil, fmt.Errorf("svm: nested paging is not supported by this CPU")
 	}
@@ -131,13 +158,23 @@ func (e *Engine) NewVCPU(cfg Config) (*VCPU, error) {
 	if err != nil {
 		return nil, err
 	}
+	iopm, err := e.pages.Alloc(uint64(len(IOPM{})), 4096)
+	if err != nil {
+		return nil, err
+	}
+	msrpm, err := e.pages.Alloc(uint64(len(MSRPM{})), 4096)
+	if err != nil {
+		return nil, err
+	}
 	v := &VCPU{engine: e, vmcb: (*VMCB)(pageAt(pa)), vmcbPA: pa, fpu: (*fxArea)(pageAt(fpu)),
-		nrips: e.Caps.Features.Has(FeatureNRIPS)}
+		nrips: e.Caps.Features.Has(FeatureNRIPS), asid: asid, pages: [...]uint64{pa, fpu, iopm, msrpm}}
 	*v.vmcb = VMCB{}
 	*v.fpu = fxArea{}
 	v.fpu[0], v.fpu[1] = 0x7f, 0x03   // FCW 0x037F (x87 reset)
 	v.fpu[24], v.fpu[25] = 0x80, 0x1f // MXCSR 0x1F80
-	v.IOPM, v.MSRPM = (*IOPM)(pageAt(cfg.IOPM)), (*MSRPM)(pageAt(cfg.MSRPM))
+	v.IOPM, v.MSRPM = (*IOPM)(pageAt(iopm)), (*MSRPM)(pageAt(msrpm))
+	v.IOPM.InterceptAll()
+	v.MSRPM.InterceptAll()
 
 	c := &v.vmcb.Control
 	c.InterceptMisc1 = InterceptINTR | InterceptNMI | InterceptSMI | InterceptINIT |
@@ -147,11 +184,10 @@ func (e *Engine) NewVCPU(cfg Config) (*VCPU, error) {
 		Intercept2STGI | Intercept2CLGI | Intercept2SKINIT | Intercept2XSETBV | Intercept2ICEBP
 	// #MC goes to the host's handler; a guest must not see the host's machine checks.
 	c.InterceptExceptions = 1 << 18
-	c.IOPMBase, c.MSRPMBase = cfg.IOPM, cfg.MSRPM
+	c.IOPMBase, c.MSRPMBase = iopm, msrpm
 	c.GuestASID = asid
 	c.TLBControl = TLBControlFlushAll
 	c.NestedControl = NestedPagingEnable
-	c.NestedCR3 = cfg.NestedCR3
 	c.VIntr = VIntrMasking // the guest's RFLAGS.IF masks only virtual interrupts
 
 	s := &v.vmcb.Save
