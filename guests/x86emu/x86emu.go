@@ -89,6 +89,7 @@ type Emulator struct {
 
 	m       machine
 	inst    x86asm.Inst
+	decoded decodeCache
 	code    [maxInstLen]byte
 	codeLen int
 	scratch [8]byte
@@ -305,7 +306,7 @@ func (e *Emulator) fetchAndDecode() error {
 		return pending
 	}
 	in := &e.inst
-	err := decodeInto(in, e.code[:e.codeLen], m.mode)
+	err := e.decoded.decode(in, e.code[:e.codeLen], m.mode)
 	if err != nil || in.Op == 0 || in.Len > e.codeLen {
 		// x86asm reports a truncated instruction as a lone prefix.
 		if pending != nil {
@@ -321,6 +322,46 @@ func (e *Emulator) fetchAndDecode() error {
 			return e.unsupported(in, "invalid prefix (the CPU raises #UD)")
 		}
 	}
+	return nil
+}
+
+// decodeCache remembers recent decodes. x86asm boxes operands in interface
+// values, so a decode allocates; a guest's MMIO accesses come from a few
+// instructions in its drivers (the LAPIC EOI write, a timer read), and
+// serving them from here keeps the exit path free of heap allocations.
+// An entry matches when the mode and the decoded instruction's bytes are
+// the same: x86 decoding depends on nothing else. The decoded operands are
+// immutable values, so handing out a cached Inst is safe.
+type decodeCache struct {
+	slots [64]decodeSlot
+	// Hits and Misses count lookups, for the benchmarks.
+	Hits, Misses uint64
+}
+
+type decodeSlot struct {
+	mode int
+	n    int // instruction length; 0: empty
+	code [maxInstLen]byte
+	inst x86asm.Inst
+}
+
+func (c *decodeCache) decode(in *x86asm.Inst, b []byte, mode int) error {
+	h := uint32(2166136261) ^ uint32(mode) // FNV-1a over the mode and the first bytes
+	for i := 0; i < len(b) && i < 4; i++ {
+		h = (h ^ uint32(b[i])) * 16777619
+	}
+	s := &c.slots[(h^h>>16)%uint32(len(c.slots))]
+	if s.n > 0 && s.mode == mode && s.n <= len(b) && string(s.code[:s.n]) == string(b[:s.n]) {
+		*in = s.inst
+		c.Hits++
+		return nil
+	}
+	c.Misses++
+	if err := decodeInto(in, b, mode); err != nil || in.Op == 0 || in.Len > len(b) {
+		return err
+	}
+	s.mode, s.n, s.inst = mode, in.Len, *in
+	copy(s.code[:], b[:in.Len])
 	return nil
 }
 
