@@ -11,9 +11,9 @@ package svm
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"tamavisor/drivers/hw"
+	"tamavisor/vmx/cpuvendor"
 )
 
 // CPUID functions and flags (APM Vol. 3, Appendix E).
@@ -117,39 +117,18 @@ func DecodeVMCR(v uint64) VMCR {
 // Sections 15.4 and 15.30.1).
 func (v VMCR) NeedsEnable() bool { return v.SVMDisabled && !v.Locked }
 
-// Reason classifies why SVM cannot be used.
-type Reason uint8
-
-const (
-	// NotReported: CPUID does not report SVM.
-	NotReported Reason = iota + 1
-	// DisabledByFirmware: VM_CR.SVMDIS and VM_CR.LOCK are both set.
-	DisabledByFirmware
-	// Inconsistent: CPUID reports SVM but describes it in a way the APM
-	// rules out, typically a broken nested hypervisor.
-	Inconsistent
+// Reason and UnavailableError are shared by both engines (package
+// cpuvendor); Probe's errors carry Engine "svm".
+type (
+	Reason           = cpuvendor.Reason
+	UnavailableError = cpuvendor.UnavailableError
 )
 
-func (r Reason) String() string {
-	switch r {
-	case NotReported:
-		return "not reported"
-	case DisabledByFirmware:
-		return "disabled by firmware"
-	case Inconsistent:
-		return "inconsistent capabilities"
-	}
-	return fmt.Sprintf("Reason(%d)", uint8(r))
-}
-
-// UnavailableError says why Probe found SVM unusable, in words meant for the
-// person at the console.
-type UnavailableError struct {
-	Reason Reason
-	Detail string
-}
-
-func (e *UnavailableError) Error() string { return "svm: " + e.Detail }
+const (
+	NotReported        = cpuvendor.NotReported
+	DisabledByFirmware = cpuvendor.DisabledByFirmware
+	Inconsistent       = cpuvendor.Inconsistent
+)
 
 // Capabilities is what the processor supports of SVM.
 type Capabilities struct {
@@ -193,11 +172,11 @@ func Probe(cpu hw.CPUID, msr hw.MSRs) (*Capabilities, error) {
 		_, _, ecx, _ = cpu.CPUID(LeafExtendedFeatures, 0)
 	}
 	if ecx&CPUIDExtECXSVM == 0 {
-		return nil, &UnavailableError{Reason: NotReported,
+		return nil, &UnavailableError{Engine: "svm", Reason: NotReported,
 			Detail: "this CPU does not report SVM (CPUID Fn8000_0001_ECX.SVM[bit 2] = 0); under a hypervisor, enable nested virtualization"}
 	}
 	if c.MaxExtendedLeaf < LeafSVM {
-		return nil, &UnavailableError{Reason: Inconsistent,
+		return nil, &UnavailableError{Engine: "svm", Reason: Inconsistent,
 			Detail: fmt.Sprintf("CPUID reports SVM but its highest extended function is %#x, so Fn8000_000A (SVM revision and features) is missing; refusing to guess the SVM features", c.MaxExtendedLeaf)}
 	}
 	eax, ebx, _, edx := cpu.CPUID(LeafSVM, 0)
@@ -211,10 +190,10 @@ func Probe(cpu hw.CPUID, msr hw.MSRs) (*Capabilities, error) {
 		if c.Features.Has(FeatureSVML) {
 			d += "; the lock could also be opened with the platform's SVM key (SVM_KEY MSR, APM Vol. 2, Section 15.31), which this hypervisor does not do"
 		}
-		return nil, &UnavailableError{Reason: DisabledByFirmware, Detail: d}
+		return nil, &UnavailableError{Engine: "svm", Reason: DisabledByFirmware, Detail: d}
 	}
 	if c.ASIDs < 2 {
-		return nil, &UnavailableError{Reason: Inconsistent,
+		return nil, &UnavailableError{Engine: "svm", Reason: Inconsistent,
 			Detail: fmt.Sprintf("CPUID Fn8000_000A_EBX reports %d ASIDs; at least 2 are needed, ASID 0 being the host's", c.ASIDs)}
 	}
 	return c, nil
@@ -223,21 +202,8 @@ func Probe(cpu hw.CPUID, msr hw.MSRs) (*Capabilities, error) {
 // Summary is one line for the boot inventory: "svm:" then space-separated
 // key=value pairs, values yes/no or numbers, in a fixed order.
 func (c *Capabilities) Summary() string {
-	var sb strings.Builder
-	sb.WriteString("svm:")
-	kv := func(k, v string) {
-		sb.WriteByte(' ')
-		sb.WriteString(k)
-		sb.WriteByte('=')
-		sb.WriteString(v)
-	}
-	yn := func(k string, b bool) {
-		if b {
-			kv(k, "yes")
-		} else {
-			kv(k, "no")
-		}
-	}
+	line := cpuvendor.NewSummary("svm")
+	kv, yn := line.KV, line.YesNo
 	f := c.Features
 	kv("revision", strconv.Itoa(int(c.Revision)))
 	kv("asids", strconv.FormatUint(uint64(c.ASIDs), 10))
@@ -258,5 +224,5 @@ func (c *Capabilities) Summary() string {
 	yn("svm-lock", f.Has(FeatureSVML))
 	yn("vm-cr-locked", c.VMCR.Locked)
 	yn("svmdis", c.VMCR.SVMDisabled)
-	return sb.String()
+	return line.String()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"tamavisor/drivers/hw"
+	"tamavisor/vmx/cpuvendor"
 )
 
 // CPUID.1:ECX feature flags used here (SDM Vol. 2A, CPUID, Table "Feature
@@ -13,40 +14,18 @@ const (
 	cpuid1ECXHypervisor = 1 << 31 // set by hypervisors, reserved 0 on hardware
 )
 
-// Reason classifies why VMX cannot be used.
-type Reason uint8
-
-const (
-	// NotReported: CPUID does not report VMX.
-	NotReported Reason = iota + 1
-	// DisabledByFirmware: IA32_FEATURE_CONTROL is locked with VMXON
-	// outside SMX disabled.
-	DisabledByFirmware
-	// Inconsistent: a capability MSR holds a value the SDM rules out,
-	// typically from a broken nested hypervisor.
-	Inconsistent
+// Reason and UnavailableError are shared by both engines (package
+// cpuvendor); Probe's errors carry Engine "vmx".
+type (
+	Reason           = cpuvendor.Reason
+	UnavailableError = cpuvendor.UnavailableError
 )
 
-func (r Reason) String() string {
-	switch r {
-	case NotReported:
-		return "not reported"
-	case DisabledByFirmware:
-		return "disabled by firmware"
-	case Inconsistent:
-		return "inconsistent capabilities"
-	}
-	return fmt.Sprintf("Reason(%d)", uint8(r))
-}
-
-// UnavailableError says why Probe found VMX unusable, in words meant for
-// the person at the console.
-type UnavailableError struct {
-	Reason Reason
-	Detail string
-}
-
-func (e *UnavailableError) Error() string { return "vmx: " + e.Detail }
+const (
+	NotReported        = cpuvendor.NotReported
+	DisabledByFirmware = cpuvendor.DisabledByFirmware
+	Inconsistent       = cpuvendor.Inconsistent
+)
 
 // Capabilities is what the processor supports of VMX, decoded from CPUID
 // and the capability MSRs.
@@ -108,7 +87,7 @@ func Probe(cpu hw.CPUID, msr hw.MSRs) (*Capabilities, error) {
 		_, _, ecx, _ = cpu.CPUID(1, 0)
 	}
 	if ecx&cpuid1ECXVMX == 0 {
-		return nil, &UnavailableError{Reason: NotReported,
+		return nil, &UnavailableError{Engine: "vmx", Reason: NotReported,
 			Detail: "this CPU does not report VMX (CPUID.1:ECX.VMX[bit 5] = 0); under a hypervisor, enable nested virtualization"}
 	}
 
@@ -123,7 +102,7 @@ func Probe(cpu hw.CPUID, msr hw.MSRs) (*Capabilities, error) {
 		if c.FeatureControl.VMXInsideSMX {
 			d += " (firmware enabled VMX only inside SMX, for Intel TXT launches)"
 		}
-		return nil, &UnavailableError{Reason: DisabledByFirmware,
+		return nil, &UnavailableError{Engine: "vmx", Reason: DisabledByFirmware,
 			Detail: fmt.Sprintf("%s; IA32_FEATURE_CONTROL = %#x", d, c.FeatureControl.Raw)}
 	}
 
@@ -183,7 +162,7 @@ func Probe(cpu hw.CPUID, msr hw.MSRs) (*Capabilities, error) {
 }
 
 func inconsistent(err error) error {
-	return &UnavailableError{Reason: Inconsistent,
+	return &UnavailableError{Engine: "vmx", Reason: Inconsistent,
 		Detail: err.Error() + "; refusing to use VMX with capability values the SDM rules out (under a hypervisor, its nested VMX is broken)"}
 }
 

@@ -1,28 +1,16 @@
 package vmx
 
 import (
+	"tamavisor/vmx/cpuvendor"
+
 	"strconv"
-	"strings"
 )
 
 // Summary is one line for the boot inventory: "vmx:" then space-separated
 // key=value pairs, values yes/no or numbers, in a fixed order.
 func (c *Capabilities) Summary() string {
-	var sb strings.Builder
-	sb.WriteString("vmx:")
-	kv := func(k, v string) {
-		sb.WriteByte(' ')
-		sb.WriteString(k)
-		sb.WriteByte('=')
-		sb.WriteString(v)
-	}
-	yn := func(k string, b bool) {
-		if b {
-			kv(k, "yes")
-		} else {
-			kv(k, "no")
-		}
-	}
+	line := cpuvendor.NewSummary("vmx")
+	kv, yn := line.KV, line.YesNo
 	ept := c.EPT()
 	kv("revision", "0x"+strconv.FormatUint(uint64(c.Basic.Revision), 16))
 	kv("vmcs-size", strconv.FormatUint(uint64(c.Basic.RegionSize), 10))
@@ -60,5 +48,5 @@ func (c *Capabilities) Summary() string {
 	yn("load-efer", c.Entry.Allows(EntryLoadEFER) && c.Exit.Allows(ExitLoadEFER))
 	yn("load-pat", c.Entry.Allows(EntryLoadPAT) && c.Exit.Allows(ExitLoadPAT))
 	yn("feature-control-locked", c.FeatureControl.Locked)
-	return sb.String()
+	return line.String()
 }

@@ -5,7 +5,12 @@
 // is then for vmx.Probe or svm.Probe to say from the feature flags.
 package cpuvendor
 
-import "tamavisor/drivers/hw"
+import (
+	"fmt"
+	"strings"
+
+	"tamavisor/drivers/hw"
+)
 
 // Vendor is a processor vendor as far as the choice of engine goes.
 type Vendor uint8
@@ -65,3 +70,70 @@ func Detect(cpu hw.CPUID) Vendor {
 	}
 	return Other
 }
+
+// Reason classifies why a vendor's hardware virtualization cannot be used.
+type Reason uint8
+
+const (
+	// NotReported: CPUID does not report VMX or SVM.
+	NotReported Reason = iota + 1
+	// DisabledByFirmware: IA32_FEATURE_CONTROL (Intel) or VM_CR (AMD) is
+	// locked with virtualization off.
+	DisabledByFirmware
+	// Inconsistent: CPUID or a capability MSR holds a value the manual
+	// rules out, typically from a broken nested hypervisor.
+	Inconsistent
+)
+
+func (r Reason) String() string {
+	switch r {
+	case NotReported:
+		return "not reported"
+	case DisabledByFirmware:
+		return "disabled by firmware"
+	case Inconsistent:
+		return "inconsistent capabilities"
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// UnavailableError says why an engine's Probe found its hardware
+// virtualization unusable, in words meant for the person at the console.
+type UnavailableError struct {
+	Engine string // "vmx" or "svm"
+	Reason Reason
+	Detail string
+}
+
+func (e *UnavailableError) Error() string { return e.Engine + ": " + e.Detail }
+
+// Summary builds an inventory line: "topic:" then space-separated
+// key=value pairs in the order added, flags as yes/no.
+type Summary struct{ b strings.Builder }
+
+// NewSummary starts a line for topic.
+func NewSummary(topic string) *Summary {
+	s := &Summary{}
+	s.b.WriteString(topic)
+	s.b.WriteByte(':')
+	return s
+}
+
+// KV adds key=value.
+func (s *Summary) KV(key, value string) {
+	s.b.WriteByte(' ')
+	s.b.WriteString(key)
+	s.b.WriteByte('=')
+	s.b.WriteString(value)
+}
+
+// YesNo adds key=yes or key=no.
+func (s *Summary) YesNo(key string, v bool) {
+	if v {
+		s.KV(key, "yes")
+	} else {
+		s.KV(key, "no")
+	}
+}
+
+func (s *Summary) String() string { return s.b.String() }
