@@ -8,6 +8,8 @@
 #                nested virtualization, else TCG with AMD-V (ACCEL=kvm|tcg forces one)
 #   make bochs   build and boot under Bochs with an Intel VT-x CPU (corei7_skylake_x)
 #   make test    install what is missing, run host unit tests and the emulator boots
+#                (the image with its guests: the test kernel, crash kernels, Linux)
+#   make test-long  the long emulator runs make test leaves out
 #   make bench   print tracked figures as `name: value` lines
 #   make clean
 
@@ -101,9 +103,18 @@ test-unit:
 	go vet ./...
 	go test -short ./...
 
+# The image embeds the guests build/ holds when it is linked: they are built
+# first (make guest downloads Debian's kernel unless GUEST_CACHE has it).
 test-boot: deps
+	$(MAKE) testkernel guest
 	$(MAKE) image iso uefi
 	TAMAVISOR_BUILD=$(abspath $(BUILD)) go test -count=1 -v -timeout 10m ./qemu-test/...
+
+# Runs of minutes that make test leaves out (qemu-test/long_test.go).
+test-long: deps
+	$(MAKE) testkernel guest
+	$(MAKE) image iso uefi
+	TAMAVISOR_BUILD=$(abspath $(BUILD)) TAMAVISOR_LONG=1 go test -count=1 -v -timeout 20m -run '^TestLong' ./qemu-test/...
 
 # The baseline of make bench: the smallest program on the image's runtime,
 # built exactly as the image is.
@@ -113,7 +124,10 @@ $(MINIMAL): FORCE
 	@mkdir -p $(BUILD)
 	$(GOENV) $(TAMAGO) build $(GOFLAGS_IMAGE) -o $@ ./tools/bench/minimal
 
-bench: deps image $(MINIMAL)
+# The Linux guest's figures need it embedded, as for test-boot.
+bench: deps
+	$(MAKE) testkernel guest
+	$(MAKE) image $(MINIMAL)
 	go run ./tools/bench -build $(BUILD)
 
 clean:

@@ -39,7 +39,7 @@ type guestSpec struct {
 var defaultGuests = map[string]guestSpec{
 	"testkernel": {name: "testkernel", kernel: "testkernel.elf", memory: 64 << 20},
 	"linux": {name: "debian", kernel: "vmlinuz", initrd: "initramfs.cpio", memory: 512 << 20,
-		cmdline: "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 tsc=reliable"},
+		cmdline: "console=ttyS0 quiet panic=-1"},
 }
 
 // hostPages hands physically contiguous, zeroed pages to the engines and

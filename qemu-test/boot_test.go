@@ -17,9 +17,10 @@ import (
 	"tamavisor/tools/emulator"
 )
 
-// BuildDirEnv names a directory holding tamavisor.elf, tamavisor.iso and
-// tamavisor-uefi.img to boot as they are, instead of the repository's
-// build/ (rebuilt with make when older than the sources).
+// BuildDirEnv names a directory holding tamavisor.elf (built with the
+// guests embedded), tamavisor.iso, tamavisor-uefi.img and the guest build's
+// guest/kernel.version, to boot as they are, instead of the repository's
+// build/ (rebuilt with make when older than the sources or the guests).
 const BuildDirEnv = "TAMAVISOR_BUILD"
 
 // Artifacts are the images the boot tests use.
@@ -66,13 +67,17 @@ func prepare() (Artifacts, error) {
 	if fresh {
 		return a, nil
 	}
-	fmt.Fprintf(os.Stderr, "qemu-test: building the images (%s): make -C %s image iso uefi\n", why, root)
-	cmd := exec.Command("make", "-C", root, "image", "iso", "uefi")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// The guests first: the image embeds what build/ holds when it is
+	// linked. make guest downloads Debian's kernel unless it is cached.
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return a, fmt.Errorf("make image iso uefi failed (%v):\n%s", err, out.String())
+	for _, goals := range [][]string{{"testkernel", "guest"}, {"image", "iso", "uefi"}} {
+		fmt.Fprintf(os.Stderr, "qemu-test: building the images (%s): make -C %s %s\n", why, root, strings.Join(goals, " "))
+		cmd := exec.Command("make", append([]string{"-C", root}, goals...)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return a, fmt.Errorf("make %s failed (%v):\n%s", strings.Join(goals, " "), err, out.String())
+		}
 	}
 	fmt.Fprintf(os.Stderr, "qemu-test: images built in %.1f s\n", time.Since(start).Seconds())
 	return a, nil
@@ -116,8 +121,12 @@ func repoRoot() (string, error) {
 	return dir, nil
 }
 
+// embeddedGuests are the build outputs the image embeds (the Makefile's
+// image rule, boot/guestimages), relative to the build directory.
+var embeddedGuests = []string{"testkernel.elf", "guest/vmlinuz", "guest/initramfs.cpio"}
+
 // fresh reports whether every artifact is newer than every source file the
-// image is built from.
+// image is built from and than the guest images it embeds.
 func fresh(root string, a Artifacts) (bool, string) {
 	oldest := time.Time{}
 	for _, p := range []string{a.Kernel, a.ISO, a.UEFI} {
@@ -127,6 +136,16 @@ func fresh(root string, a Artifacts) (bool, string) {
 		}
 		if oldest.IsZero() || st.ModTime().Before(oldest) {
 			oldest = st.ModTime()
+		}
+	}
+	for _, g := range embeddedGuests {
+		p := filepath.Join(filepath.Dir(a.Kernel), g)
+		st, err := os.Stat(p)
+		if err != nil {
+			return false, g + " missing"
+		}
+		if st.ModTime().After(oldest) {
+			return false, g + " is newer than the images"
 		}
 	}
 	newer := ""
@@ -371,9 +390,20 @@ func TestFreshness(t *testing.T) {
 	for _, p := range []string{a.Kernel, a.ISO, a.UEFI} {
 		write(p, now.Add(-time.Minute))
 	}
+	if ok, why := fresh(root, a); ok || !strings.Contains(why, "testkernel.elf missing") {
+		t.Fatalf("artifacts without the guests they embed counted as fresh (%v, %q)", ok, why)
+	}
+	for _, g := range embeddedGuests {
+		write(filepath.Join(root, "build", g), now.Add(-2*time.Minute))
+	}
 	if ok, why := fresh(root, a); !ok {
 		t.Fatalf("fresh artifacts counted as stale: %s", why)
 	}
+	write(filepath.Join(root, "build", "guest", "vmlinuz"), now)
+	if ok, why := fresh(root, a); ok || !strings.Contains(why, "guest/vmlinuz is newer") {
+		t.Fatalf("a guest kernel newer than the image left it fresh (%v, %q)", ok, why)
+	}
+	write(filepath.Join(root, "build", "guest", "vmlinuz"), now.Add(-2*time.Minute))
 	write(filepath.Join(root, "runtime/pc/entry_amd64.s"), now)
 	if ok, why := fresh(root, a); ok || !strings.Contains(why, "entry_amd64.s") {
 		t.Fatalf("an edited source left the artifacts fresh (%v, %q)", ok, why)

@@ -10,6 +10,7 @@
 //	go run ./tools/bench                 all measurements
 //	go run ./tools/bench -only boot-tcg  one of them
 //	go run ./tools/bench -reps 9         more repetitions per sample
+//	go run ./tools/bench -linux-reps 5   more Linux boots each way
 package main
 
 import (
@@ -41,7 +42,11 @@ type env struct {
 	// imageMarker ends the image's boot (-image-marker, to try the bench
 	// on an image that does not yet print its inventory).
 	imageMarker string
-	logf        func(format string, args ...any)
+	// linuxReps is the number of Linux guest boots each way (direct and
+	// under tamavisor): about 15 s of emulation per pair here.
+	linuxReps    int
+	linuxTimeout time.Duration // per emulator run with the Linux guest
+	logf         func(format string, args ...any)
 }
 
 // measurement is one group of figures measured together.
@@ -51,13 +56,18 @@ type measurement struct {
 	run   func(ctx context.Context, e *env) ([]figure, error)
 }
 
-// measurements is the table of everything make bench tracks. Later
-// entries (Linux guest boot ratios, VM exits per guest boot) go here.
+// measurements is the table of everything make bench tracks.
 var measurements = []measurement{
 	{
 		name:  "boot-tcg",
 		about: "image boot to its inventory under QEMU TCG, against a minimal program on the same runtime",
 		run:   measureBootTCG,
+	},
+	{
+		name: "linux-svm-tcg",
+		about: "Debian's kernel to its shell prompt as tamavisor's guest under QEMU TCG with AMD-V, against the same " +
+			"kernel booted directly by QEMU TCG; VM exits and exit-path figures of the guest's run to poweroff",
+		run: measureLinuxSVM,
 	},
 }
 
@@ -69,6 +79,8 @@ func main() {
 		timeout = flag.Duration("timeout", 2*time.Minute, "limit for each emulator run")
 		list    = flag.Bool("list", false, "list the measurements and exit")
 		marker  = flag.String("image-marker", imageMarker, "console text that ends the image's boot")
+		lreps   = flag.Int("linux-reps", 3, "Linux guest boots each way (the median is reported)")
+		ltime   = flag.Duration("linux-timeout", 5*time.Minute, "limit for each emulator run with the Linux guest")
 	)
 	flag.Parse()
 	if *list {
@@ -77,16 +89,17 @@ func main() {
 		}
 		return
 	}
-	if *reps < 1 {
-		fatalf("-reps %d: need at least one run", *reps)
+	if *reps < 1 || *lreps < 1 {
+		fatalf("-reps %d, -linux-reps %d: need at least one run", *reps, *lreps)
 	}
 	selected, err := selectMeasurements(*only)
 	if err != nil {
 		fatalf("%v", err)
 	}
-	e := &env{build: *build, reps: *reps, timeout: *timeout, imageMarker: *marker, logf: func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	}}
+	e := &env{build: *build, reps: *reps, timeout: *timeout, imageMarker: *marker,
+		linuxReps: *lreps, linuxTimeout: *ltime, logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+		}}
 	failed := false
 	for _, m := range selected {
 		figs, err := m.run(context.Background(), e)

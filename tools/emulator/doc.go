@@ -15,6 +15,10 @@
 // display and a zero connection timeout, inside a fresh network namespace
 // where one can be made so that its VNC port is reachable from nowhere.
 //
+// A non-interactive QEMU run takes input too: Machine.Type writes to QEMU's
+// standard input, which -serial stdio hands to COM1's receiver, so a test
+// can type at a shell on the machine's console (qemu-test, tools/bench).
+//
 // Every emulator runs in its own process group, and the whole group is
 // killed at the deadline or on Close: a hung guest never outlives its run.
 // Interactive QEMU is the exception: it stays in the terminal's foreground

@@ -55,6 +55,7 @@ type Machine struct {
 	logFile     string // Bochs's log
 
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser // QEMU's standard input: COM1's receive side
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
@@ -284,6 +285,15 @@ func (m *Machine) launch() error {
 	case c.Emulator == QEMU:
 		cmd.Stdout = consoleWriter{m}
 		cmd.Stderr = &m.diag
+		// With -serial stdio QEMU feeds its standard input to COM1's
+		// receiver, which is how Type reaches the machine. A pipe nobody
+		// writes to reads as a keyboard nobody types on; /dev/null would
+		// read as end of file.
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return fmt.Errorf("emulator: standard input pipe: %w", err)
+		}
+		m.stdin = stdin
 	default:
 		// Bochs's console is a file, followed by tail (onto the terminal
 		// when interactive); what Bochs prints itself is diagnostics.
@@ -447,25 +457,36 @@ func (m *Machine) WaitFor(marker string, timeout time.Duration) (time.Duration, 
 	if marker == "" {
 		return 0, errors.New("emulator: empty marker")
 	}
+	return m.WaitUntil(fmt.Sprintf("%q", marker), timeout, func(console string) (int, bool) {
+		i := strings.Index(console, marker)
+		return i + len(marker), i >= 0
+	})
+}
+
+// WaitUntil waits until found, given the whole console so far (as Console
+// returns it) each time more arrives, reports a match ending at byte end of
+// it, and returns how long after the emulator's start the output up to end
+// arrived. It fails as WaitFor does; what names the awaited output in the
+// errors. found must not keep the string beyond the call.
+func (m *Machine) WaitUntil(what string, timeout time.Duration, found func(console string) (end int, ok bool)) (time.Duration, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		m.mu.Lock()
-		i := bytes.Index(m.clean, []byte(marker))
-		changed := m.changed
-		var at time.Duration
-		if i >= 0 {
-			at = m.arrivalOf(i + len(marker))
-		}
+		console, changed := string(m.clean), m.changed
 		m.mu.Unlock()
-		if i >= 0 {
+		if end, ok := found(console); ok {
+			end = min(max(end, 0), len(console))
+			m.mu.Lock()
+			at := m.arrivalOf(end)
+			m.mu.Unlock()
 			return at, nil
 		}
 		select {
 		case <-changed:
 		case <-m.exited:
 			// The console is complete: one last look.
-			if strings.Contains(m.Console(), marker) {
+			if _, ok := found(m.Console()); ok {
 				continue
 			}
 			m.mu.Lock()
@@ -473,15 +494,37 @@ func (m *Machine) WaitFor(marker string, timeout time.Duration) (time.Duration, 
 			m.mu.Unlock()
 			switch {
 			case closed:
-				return 0, fmt.Errorf("emulator: closed before the console showed %q", marker)
+				return 0, fmt.Errorf("emulator: closed before the console showed %s", what)
 			case errors.Is(m.ctx.Err(), context.DeadlineExceeded):
-				return 0, fmt.Errorf("emulator: run deadline (%v) passed before the console showed %q", m.cfg.Timeout, marker)
+				return 0, fmt.Errorf("emulator: run deadline (%v) passed before the console showed %s", m.cfg.Timeout, what)
 			}
-			return 0, fmt.Errorf("emulator: %s exited (status %d) before the console showed %q", m.cfg.Emulator, code, marker)
+			return 0, fmt.Errorf("emulator: %s exited (status %d) before the console showed %s", m.cfg.Emulator, code, what)
 		case <-timer.C:
-			return 0, fmt.Errorf("emulator: no %q on the console within %v", marker, timeout)
+			return 0, fmt.Errorf("emulator: no %s on the console within %v", what, timeout)
 		}
 	}
+}
+
+// ErrNoInput says that a run has no input Type could write to: Bochs (its
+// serial port is a file) or interactive QEMU (the terminal types).
+var ErrNoInput = errors.New("emulator: this run takes no typed input (only non-interactive QEMU does)")
+
+// Type writes text to the serial console's receive side, as if typed on a
+// terminal attached to COM1: a guest's shell gets "\n" as Enter. QEMU
+// passes the bytes on as fast as the machine's UART accepts them.
+func (m *Machine) Type(text string) error {
+	if m.stdin == nil {
+		return ErrNoInput
+	}
+	select {
+	case <-m.exited:
+		return fmt.Errorf("emulator: typing %q: %s has ended", text, m.cfg.Emulator)
+	default:
+	}
+	if _, err := io.WriteString(m.stdin, text); err != nil {
+		return fmt.Errorf("emulator: typing %q: %w", text, err)
+	}
+	return nil
 }
 
 // arrivalOf finds when the clean console first reached length end.

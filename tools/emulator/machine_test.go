@@ -207,3 +207,79 @@ func TestStartRefusesMissingMedium(t *testing.T) {
 		t.Errorf("Start with a missing kernel: %v", err)
 	}
 }
+
+// TestMachineType checks that typed text reaches the emulator's standard
+// input (COM1's receiver under -serial stdio) and that WaitUntil times the
+// match's end, not the console's.
+func TestMachineType(t *testing.T) {
+	script := fakeEmulator(t, `
+printf 'login: '
+read line
+printf 'got [%s]\n' "$line"
+sleep 0.3
+printf 'later\n'
+read line2
+printf 'second [%s]\n' "$line2"
+exec sleep 300
+`)
+	m, err := Start(context.Background(), qemuConfig(t, script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.WaitFor("login: ", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Type("root\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.WaitUntil("the echo", 10*time.Second, func(console string) (int, bool) {
+		i := strings.Index(console, "got [root]")
+		return i + len("got [root]"), i >= 0
+	})
+	if err != nil {
+		t.Fatalf("%v (console %q)", err, m.Console())
+	}
+	later, err := m.WaitFor("later", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later-got < 250*time.Millisecond {
+		t.Errorf("the echo arrived at %v and the line 0.3 s after it at %v: WaitUntil did not time its match", got, later)
+	}
+	if err := m.Type("a b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Type(" c\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitFor("second [a b c]", 10*time.Second); err != nil {
+		t.Fatalf("%v (console %q): text typed in two pieces did not arrive as one line", err, m.Console())
+	}
+	if _, err := m.WaitUntil("nothing", 100*time.Millisecond, func(string) (int, bool) { return 0, false }); err == nil ||
+		!strings.Contains(err.Error(), "no nothing on the console within") {
+		t.Errorf("WaitUntil that never matches: %v", err)
+	}
+	m.Close()
+	if err := m.Type("x\n"); err == nil {
+		t.Error("Type after Close succeeded")
+	}
+}
+
+func TestTypeRefusedWithoutInput(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"bios", "vgabios", "t.iso"} {
+		mustWrite(t, filepath.Join(dir, f), "x")
+	}
+	script := fakeEmulator(t, "exec sleep 300\n")
+	cfg := Config{Emulator: Bochs, ISO: filepath.Join(dir, "t.iso"), BochsBinary: script,
+		BochsBIOS: filepath.Join(dir, "bios"), BochsVGABIOS: filepath.Join(dir, "vgabios"), Timeout: 20 * time.Second}
+	m, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Type("x\n"); err != ErrNoInput {
+		t.Errorf("Type into Bochs: %v, want ErrNoInput", err)
+	}
+}
