@@ -4,7 +4,6 @@ package pc
 
 import (
 	"fmt"
-	"runtime/goos"
 	"time"
 
 	"tamavisor/drivers/lapic"
@@ -50,7 +49,6 @@ func CalibrateKickTimer(l *lapic.LAPIC) error {
 	if lapicTimerHz == 0 {
 		return fmt.Errorf("kick timer: the local APIC timer does not count")
 	}
-	goos.Idle = idle
 	return nil
 }
 
@@ -79,8 +77,6 @@ func ArmKick(deadline int64) {
 	if ticks > 0xffffffff {
 		ticks = 0xffffffff
 	}
-	// Each CPU's divide register starts at its reset value: set it too.
-	l.SetTimerDivide(1)
 	l.SetTimer(lapic.TimerOneShot, KickVector, false)
 	l.SetTimerInitialCount(uint32(ticks))
 }
@@ -90,27 +86,3 @@ func Now() int64 { return nanotime() }
 
 // Cycles reads the TSC.
 func Cycles() uint64 { return rdtsc() }
-
-// defined in pc_amd64.s
-func waitForInterrupt()
-
-// idleSlice bounds one idle halt: work made runnable by another CPU is
-// noticed within it, since no IPI wakes this one (TamaGo's scheduler polls).
-const idleSlice = int64(time.Millisecond)
-
-// idle is the runtime's idle governor (goos.Idle): instead of spinning
-// through the scheduler, which keeps a host core busy (and, nested under
-// QEMU, starves the emulator's other threads), halt until the nearest timer
-// or for at most idleSlice, woken by this CPU's kick timer.
-func idle(pollUntil int64) {
-	if lapicTimerHz == 0 || localAPIC == nil {
-		return // no wake-up source yet: keep polling
-	}
-	// pollUntil is the next timer, or 0 when there is none.
-	deadline := nanotime() + idleSlice
-	if pollUntil > 0 && pollUntil < deadline {
-		deadline = pollUntil
-	}
-	ArmKick(deadline)
-	waitForInterrupt()
-}
