@@ -19,9 +19,11 @@ import (
 	"tamavisor/guests/loader"
 	"tamavisor/guests/machine"
 	"tamavisor/guests/platform"
+	"tamavisor/guests/vcpu"
 	"tamavisor/runtime/pc"
 	"tamavisor/runtime/physmem"
 	"tamavisor/svm"
+	"tamavisor/vmx"
 )
 
 //go:embed guestimages
@@ -59,6 +61,79 @@ func (p hostPages) AllocTable() (uint64, error) { return p.Alloc(4096, 4096) }
 func (p hostPages) FreeTable(pa uint64)         { p.a.Free(pa, 4096) }
 func (p hostPages) Free(pa, size uint64)        { p.a.Free(pa, size) }
 
+// guestEngine is what runGuest needs of a vendor engine: the nested page
+// tables' format, and vCPUs that translate through them.
+type guestEngine interface {
+	// Name is the technology, for the console ("AMD-V", "Intel VT-x").
+	Name() string
+	// TableConfig is the nested page tables' configuration.
+	TableConfig() ept.Config
+	// NewVCPU makes a vCPU whose guest-physical accesses go through
+	// tables.
+	NewVCPU(tables *ept.Tables) (engineVCPU, error)
+}
+
+// engineVCPU is a vendor vCPU: the guest core's contract, and Release.
+type engineVCPU interface {
+	vcpu.VCPU
+	Release()
+}
+
+// svmEngine runs guests with AMD-V and nested page tables (NPT).
+type svmEngine struct{ e *svm.Engine }
+
+func (svmEngine) Name() string { return "AMD-V" }
+
+func (svmEngine) TableConfig() ept.Config {
+	return ept.Config{Format: ept.NPTFormat{}, InputAddrBits: 39, PageSizes: ept.Pages4K | ept.Pages2M}
+}
+
+func (s svmEngine) NewVCPU(tables *ept.Tables) (engineVCPU, error) {
+	v, err := s.e.NewVCPU()
+	if err != nil {
+		return nil, err
+	}
+	v.SetNestedCR3(tables.Root())
+	return v, nil
+}
+
+// vmxEngine runs guests with Intel VT-x and EPT.
+type vmxEngine struct{ e *vmx.Engine }
+
+func (vmxEngine) Name() string { return "Intel VT-x" }
+
+func (x vmxEngine) TableConfig() ept.Config {
+	caps := x.e.Caps.EPTVPID
+	sizes := ept.Pages4K
+	if caps.Has(vmx.EPT2MBPages) {
+		sizes |= ept.Pages2M
+	}
+	return ept.Config{Format: ept.EPTFormat{ExecuteOnly: caps.Has(vmx.EPTExecuteOnly)}, InputAddrBits: 39, PageSizes: sizes}
+}
+
+func (x vmxEngine) NewVCPU(tables *ept.Tables) (engineVCPU, error) {
+	v, err := x.e.NewVCPU()
+	if err != nil {
+		return nil, err
+	}
+	v.SetEPTP(tables.EPTP(false))
+	return v, nil
+}
+
+// vmxControlOptions are the VT-x controls the guest CPUID policy makes
+// necessary: instructions the guest is told about must not raise #UD.
+func vmxControlOptions(host hw.CPUID) vmx.ControlOptions {
+	policy := guests.NewCPUIDPolicy(host, 1)
+	_, _, _, extEDX := policy.Leaf(0x80000001, 0, 0)
+	_, leaf7EBX, _, _ := policy.Leaf(7, 0, 0)
+	xsaveEAX, _, _, _ := policy.Leaf(0xd, 1, 0)
+	return vmx.ControlOptions{
+		RDTSCP:  extEDX&(1<<27) != 0,
+		INVPCID: leaf7EBX&(1<<10) != 0,
+		XSAVES:  xsaveEAX&(1<<3) != 0,
+	}
+}
+
 type hostClock struct{}
 
 func (hostClock) Now() int64 { return pc.Now() }
@@ -87,7 +162,7 @@ func (w wallClock) Now() time.Time { return w.atBoot.Add(time.Duration(pc.Now() 
 // kernel: triplefault, garbage, wildjump), or the embedded default: Debian
 // when its kernel is in the image, else the test kernel. A guest that
 // fails stops alone; the next one starts on the same hypervisor.
-func startGuests(m *hw.Machine, caps *svm.Capabilities, phys *physmem.Allocator, cmdline string) {
+func startGuests(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, cmdline string) {
 	var names []string
 	for _, f := range strings.Fields(cmdline) {
 		if v, ok := strings.CutPrefix(f, "tamavisor.guest="); ok {
@@ -100,7 +175,6 @@ func startGuests(m *hw.Machine, caps *svm.Capabilities, phys *physmem.Allocator,
 			names = []string{"linux"}
 		}
 	}
-	engine := svm.NewEngine(caps, m, hostPages{phys})
 	clock := newWallClock(m)
 	go func() {
 		for _, name := range names {
@@ -136,7 +210,7 @@ func guestKernel(name string) (spec guestSpec, kernel, initrd []byte, err error)
 
 // runGuest builds one guest, runs it until it stops, and gives its memory
 // back.
-func runGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, name string, clock wallClock) error {
+func runGuest(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, name string, clock wallClock) error {
 	spec, kernel, initrd, err := guestKernel(name)
 	if err != nil {
 		return err
@@ -153,8 +227,7 @@ func runGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, name s
 	defer phys.Free(hpa, spec.memory)
 	ram := guests.NewRAM(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(hpa))), spec.memory), hpa)
 
-	npt, err := ept.New(m, pages, ept.Config{Format: ept.NPTFormat{}, InputAddrBits: 39,
-		PageSizes: ept.Pages4K | ept.Pages2M})
+	npt, err := ept.New(m, pages, engine.TableConfig())
 	if err != nil {
 		return err
 	}
@@ -167,7 +240,7 @@ func runGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, name s
 	}
 	defer npt.Unmap(0, layout.RAM()[len(layout.RAM())-1].End)
 
-	vc, err := engine.NewVCPU()
+	vc, err := engine.NewVCPU(npt)
 	if err != nil {
 		return err
 	}
@@ -177,7 +250,6 @@ func runGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, name s
 	if err != nil {
 		return err
 	}
-	vc.SetNestedCR3(npt.Root())
 	res, err := mach.Load(kernel, loader.Options{KernelName: spec.kernel, Cmdline: spec.cmdline, Initrd: initrd, InitrdName: spec.initrd})
 	if err != nil {
 		return err
@@ -188,7 +260,7 @@ func runGuest(m *hw.Machine, engine *svm.Engine, phys *physmem.Allocator, name s
 	}
 	v.ArmTimer = pc.ArmKick
 	v.AfterExit = pc.TakePendingInterrupts
-	fmt.Printf("tamavisor: vm %s: starting %s (%s, %d MiB, 1 vCPU, AMD-V)\n", spec.name, spec.kernel, res.Format, spec.memory>>20)
+	fmt.Printf("tamavisor: vm %s: starting %s (%s, %d MiB, 1 vCPU, %s)\n", spec.name, spec.kernel, res.Format, spec.memory>>20, engine.Name())
 	go forwardConsoleInput(mach)
 	runVCPU(mach, v)
 	return nil
@@ -224,7 +296,8 @@ func forwardConsoleInput(mach *machine.Machine) {
 // locked goroutine that sleeps (a halted guest) would leave the scheduler
 // asking for a thread that can not exist. The engine instead notices when
 // the goroutine resumes on another CPU between two entries and prepares
-// that CPU (svm.VCPU.Run); a world switch itself is never interrupted.
+// that CPU (svm.VCPU.Run, vmx.VCPU.Run); a world switch itself is never
+// interrupted.
 func runVCPU(mach *machine.Machine, v *guests.VCPU) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

@@ -100,14 +100,23 @@ func main() {
 	phys := physmem.New(r.Memory.Free(
 		memmap.Region{Start: 0, Size: 1 << 20, Kind: memmap.Reserved},
 		memmap.Region{Start: goRAMStart, Size: goRAMEnd - goRAMStart, Kind: memmap.Reserved}))
+	var engine guestEngine
 	switch {
 	case r.SVM != nil:
+		engine = svmEngine{svm.NewEngine(r.SVM, m, hostPages{phys})}
+	case r.VMX != nil:
+		e, err := vmx.NewEngine(r.VMX, m, hostPages{phys}, vmxControlOptions(m))
+		if err != nil {
+			fmt.Printf("tamavisor: the Intel VT-x engine cannot run guests on this CPU: %v; no guest started\n", err)
+			break
+		}
+		engine = vmxEngine{e}
+	}
+	if engine != nil {
 		if err := pc.CalibrateKickTimer(bsp); err != nil {
 			fmt.Printf("tamavisor: warning: %v; guests that spin without exiting can not be preempted\n", err)
 		}
-		startGuests(m, r.SVM, phys, info.CmdLine)
-	case r.VMX != nil:
-		fmt.Println("tamavisor: the Intel VT-x engine does not run guests yet; no guest started")
+		startGuests(m, engine, phys, info.CmdLine)
 	}
 	select {}
 }
