@@ -166,6 +166,14 @@ const multiboot1Entry = "tamavisor (multiboot)"
 // multiboot1ISO builds an ISO from the tamavisor ISO's files whose GRUB
 // menu starts the Multiboot v1 entry.
 func multiboot1ISO(t *testing.T, fromISO string) string {
+	return remasterISO(t, fromISO, "tamavisor-mb1.elf", func(cfg string) (string, error) {
+		return withDefaultEntry(cfg, multiboot1Entry)
+	})
+}
+
+// remasterISO builds a new GRUB ISO holding /boot/<image> and the grub.cfg
+// of fromISO as edit rewrites it.
+func remasterISO(t *testing.T, fromISO, image string, edit func(cfg string) (string, error)) string {
 	t.Helper()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "iso")
@@ -181,16 +189,15 @@ func multiboot1ISO(t *testing.T, fromISO string) string {
 	if err := os.MkdirAll(filepath.Join(tree, "boot", "grub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run("xorriso", "-osirrox", "on", "-indev", fromISO,
-		"-extract", "/boot/tamavisor-mb1.elf", filepath.Join(tree, "boot", "tamavisor-mb1.elf"),
-		"-extract", "/boot/grub/grub.cfg", filepath.Join(tree, "boot", "grub", "grub.cfg"))
-
 	cfgPath := filepath.Join(tree, "boot", "grub", "grub.cfg")
+	run("xorriso", "-osirrox", "on", "-indev", fromISO,
+		"-extract", "/boot/"+image, filepath.Join(tree, "boot", image),
+		"-extract", "/boot/grub/grub.cfg", cfgPath)
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	grubCfg, err := withDefaultEntry(string(b), multiboot1Entry)
+	grubCfg, err := edit(string(b))
 	if err != nil {
 		t.Fatalf("the ISO's grub.cfg: %v", err)
 	}
@@ -201,7 +208,7 @@ func multiboot1ISO(t *testing.T, fromISO string) string {
 	if err := os.WriteFile(cfgPath, []byte(grubCfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	iso := filepath.Join(dir, "tamavisor-mb1.iso")
+	iso := filepath.Join(dir, "remastered.iso")
 	run("grub-mkrescue", "-o", iso, tree)
 	return iso
 }

@@ -12,10 +12,8 @@ package qemutest
 // refusal is tested on its capability fixture instead (vmx/engine_test.go).
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -103,43 +101,9 @@ func TestBochsVMXGuests(t *testing.T) {
 // guestArgsISO builds an ISO from the tamavisor ISO's Multiboot2 image
 // whose GRUB entry passes args on the image's command line.
 func guestArgsISO(t *testing.T, fromISO, args string) string {
-	t.Helper()
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "iso")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	run := func(name string, a ...string) {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, name, a...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(a, " "), err, out)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(tree, "boot", "grub"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(tree, "boot", "grub", "grub.cfg")
-	run("xorriso", "-osirrox", "on", "-indev", fromISO,
-		"-extract", "/boot/tamavisor.elf", filepath.Join(tree, "boot", "tamavisor.elf"),
-		"-extract", "/boot/grub/grub.cfg", cfgPath)
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	grubCfg, err := withImageArgs(string(b), multiboot2Entry, args)
-	if err != nil {
-		t.Fatalf("the ISO's grub.cfg: %v", err)
-	}
-	// The copy was extracted read-only from the ISO.
-	if err := os.Chmod(cfgPath, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgPath, []byte(grubCfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	iso := filepath.Join(dir, "tamavisor-args.iso")
-	run("grub-mkrescue", "-o", iso, tree)
-	return iso
+	return remasterISO(t, fromISO, "tamavisor.elf", func(cfg string) (string, error) {
+		return withImageArgs(cfg, multiboot2Entry, args)
+	})
 }
 
 // withImageArgs appends args to the `multiboot2 /boot/tamavisor.elf` line
