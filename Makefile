@@ -87,13 +87,20 @@ $(UEFI_DISK): $(EFI)
 	mcopy -i $@ $(EFI) ::/EFI/BOOT/BOOTX64.EFI
 
 # IOMMU=intel or IOMMU=amd adds QEMU's emulated VT-d or AMD-Vi unit.
-qemu: deps $(IMAGE)
+# The image embeds the default guests: build them first.
+qemu: deps
+	$(MAKE) testkernel guest
+	$(MAKE) image
 	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -iommu $(or $(IOMMU),none) -kernel $(IMAGE) -interactive
 
-qemu-uefi: deps $(UEFI_DISK)
+qemu-uefi: deps
+	$(MAKE) testkernel guest
+	$(MAKE) uefi
 	$(RUNVM) -emulator qemu -accel $(ACCEL) -smp $(SMP) -mem $(MEM) -iommu $(or $(IOMMU),none) -uefi $(UEFI_DISK) -interactive
 
-bochs: deps $(ISO)
+bochs: deps
+	$(MAKE) testkernel
+	$(MAKE) iso
 	$(RUNVM) -emulator bochs -cpu corei7_skylake_x -iso $(ISO) -interactive
 
 test: deps test-unit test-boot
