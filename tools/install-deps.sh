@@ -4,7 +4,7 @@
 # `make qemu` and `make bochs` run first, so a fresh machine needs nothing else.
 set -euo pipefail
 
-packages=(qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools binutils git)
+packages=(qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools binutils git acpica-tools)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
