@@ -30,11 +30,18 @@ type VTdFormat struct {
 func (f VTdFormat) String() string { return "VT-d" }
 
 func (f VTdFormat) Check(perm Perm, mem MemType) error {
+	return checkIOMMU("VT-d format", "DMA remapping has only R and W",
+		"second-stage entries select none (DMA coherence follows snooping)", perm, mem)
+}
+
+// checkIOMMU is the rule both IOMMU formats share: read/write permissions
+// only, and no memory type in the entry.
+func checkIOMMU(format, permRule, memRule string, perm Perm, mem MemType) error {
 	if perm&^RW != 0 {
-		return fmt.Errorf("VT-d format: permission %v: DMA remapping has only R and W", perm)
+		return fmt.Errorf("%s: permission %v: %s", format, perm, permRule)
 	}
 	if mem != WB {
-		return fmt.Errorf("VT-d format: memory type %v: second-stage entries select none (DMA coherence follows snooping), use WB", mem)
+		return fmt.Errorf("%s: memory type %v: %s, use WB", format, mem, memRule)
 	}
 	return nil
 }
@@ -122,13 +129,8 @@ type AMDViFormat struct {
 func (f AMDViFormat) String() string { return "AMD-Vi" }
 
 func (f AMDViFormat) Check(perm Perm, mem MemType) error {
-	if perm&^RW != 0 {
-		return fmt.Errorf("AMD-Vi format: permission %v: I/O page tables have only IR and IW", perm)
-	}
-	if mem != WB {
-		return fmt.Errorf("AMD-Vi format: memory type %v: I/O page tables select none (DMA coherence follows FC), use WB", mem)
-	}
-	return nil
+	return checkIOMMU("AMD-Vi format", "I/O page tables have only IR and IW",
+		"I/O page tables select none (DMA coherence follows FC)", perm, mem)
 }
 
 func (f AMDViFormat) Empty() uint64 { return 0 }

@@ -19,7 +19,7 @@ const buildDirEnv = "TAMAVISOR_BUILD"
 func guestImages(t *testing.T) Images {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("-short: no emulator boots (make test-guest runs this test)")
+		t.Skip("SKIPPED under -short: this test boots QEMU; make test (test-boot) and make test-guests run it")
 	}
 	build := os.Getenv(buildDirEnv)
 	if build == "" {
