@@ -148,9 +148,11 @@ FORCE:
 #   make guest        build/guest/vmlinuz: Debian's unmodified linux-image-6.1
 #                     kernel (apt-get download, unpacked with dpkg-deb), and
 #                     build/guest/initramfs.cpio: u-root (init, gosh, core
-#                     commands) at the versions go.mod pins. Both are cached
-#                     in GUEST_CACHE, keyed by version, so a second run or a
-#                     run after make clean downloads and builds nothing.
+#                     and network commands) at the versions go.mod pins, with
+#                     the same package's e1000e module, which init loads at
+#                     boot. Both are cached in GUEST_CACHE, keyed by version
+#                     and content, so a second run or a run after make clean
+#                     downloads and builds nothing.
 #   make testkernel   build/testkernel.elf: the Multiboot test guest
 #                     (guests/testkernel), with as and ld only.
 #   make test-guests  boot both directly under QEMU TCG and check them.
@@ -168,7 +170,8 @@ guest: guest-kernel guest-initramfs
 guest-kernel:
 	$(GUESTIMAGE) kernel "$(GUEST_KERNEL_PKG)" $(GUEST_CACHE) $(GUEST)
 
-guest-initramfs:
+# The initramfs carries modules the kernel step takes from the kernel package.
+guest-initramfs: guest-kernel
 	$(GUESTIMAGE) initramfs $(GUEST_CACHE) $(GUEST) $(BUILD)
 
 TESTKERNEL := $(BUILD)/testkernel.elf

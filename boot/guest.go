@@ -48,7 +48,11 @@ var defaultGuests = map[string]guestSpec{
 // nested page tables, out of the RAM the hypervisor does not use itself.
 type hostPages struct{ a *physmem.Allocator }
 
+// Sizes and alignments below a page are rounded up to one: the allocator
+// deals in pages (the IOMMU drivers ask for 8-byte status words).
 func (p hostPages) Alloc(size, align uint64) (uint64, error) {
+	size = (size + 4095) &^ 4095
+	align = max(align, 4096)
 	pa, err := p.a.Alloc(size, align)
 	if err != nil {
 		return 0, err
@@ -171,16 +175,8 @@ func startGuests(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, cmd
 	}
 	if names == nil {
 		names = []string{"testkernel"}
-		_, err := guestImages.Open("guestimages/vmlinuz")
-		switch {
-		case err != nil:
-		case engine.Name() == "AMD-V":
+		if _, err := guestImages.Open("guestimages/vmlinuz"); err == nil {
 			names = []string{"linux"}
-		default:
-			// Debian on the VT-x engine is not verified yet (under Bochs
-			// it stops the host, see docs/architecture.md): the test
-			// kernel is the default there until it is.
-			fmt.Println("tamavisor: Debian is not yet verified on the VT-x engine: starting the test kernel (tamavisor.guest=linux to try it)")
 		}
 	}
 	clock := newWallClock(m)
@@ -233,6 +229,8 @@ func runGuest(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, name s
 		return fmt.Errorf("%d MiB of guest RAM: %w", spec.memory>>20, err)
 	}
 	defer phys.Free(hpa, spec.memory)
+	registerGuestRAM(spec.name, hpa, spec.memory)
+	defer unregisterGuestRAM(spec.name)
 	ram := guests.NewRAM(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(hpa))), spec.memory), hpa)
 
 	npt, err := ept.New(m, pages, engine.TableConfig())

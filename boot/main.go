@@ -18,6 +18,7 @@ import (
 	"tamavisor/drivers/acpi"
 	"tamavisor/drivers/hw"
 	"tamavisor/drivers/lapic"
+	"tamavisor/drivers/pci"
 	"tamavisor/runtime/pc"
 	"tamavisor/runtime/physmem"
 	"tamavisor/svm"
@@ -82,7 +83,21 @@ func main() {
 		r.VirtError = fmt.Errorf("CPU vendor %q has neither Intel VT-x nor AMD-V", cpuvendor.Signature(m))
 	}
 	r.IOMMUs = inventory.IOMMUsFromACPI(r.ACPI)
-	r.PCI, r.PCIError = enumeratePCI(m, r.ACPI)
+	var configSpaces map[uint16]pci.ConfigSpace
+	r.PCI, configSpaces, r.PCIError = enumeratePCI(m, r.ACPI)
+
+	// Guest memory, nested page tables, VMCBs and IOMMU tables come from
+	// the RAM the hypervisor does not occupy: not the first MiB (AP
+	// start-up, firmware leftovers) nor the Go runtime's window.
+	phys := physmem.New(r.Memory.Free(
+		memmap.Region{Start: 0, Size: 1 << 20, Kind: memmap.Reserved},
+		memmap.Region{Start: goRAMStart, Size: goRAMEnd - goRAMStart, Kind: memmap.Reserved}))
+	dma := &dmaGuard{m: m, pages: hostPages{phys}}
+	if iommuDisabled(info.CmdLine) {
+		fmt.Println("tamavisor: warning: tamavisor.iommu=off: the IOMMUs stay off, any device can DMA anywhere")
+	} else {
+		dma = protectDMA(m, r.ACPI, hostPages{phys}, r.PCI, configSpaces)
+	}
 
 	for _, line := range r.Lines() {
 		fmt.Println(line)
@@ -93,13 +108,10 @@ func main() {
 	}
 	fmt.Println("tamavisor: ready")
 	selftest(info.CmdLine)
+	if wantsSelftest(info.CmdLine, "dma") {
+		go dmaAttack(m, dma, r.PCI, configSpaces)
+	}
 
-	// Guest memory, nested page tables and VMCBs come from the RAM the
-	// hypervisor does not occupy: not the first MiB (AP start-up, firmware
-	// leftovers) nor the Go runtime's window.
-	phys := physmem.New(r.Memory.Free(
-		memmap.Region{Start: 0, Size: 1 << 20, Kind: memmap.Reserved},
-		memmap.Region{Start: goRAMStart, Size: goRAMEnd - goRAMStart, Kind: memmap.Reserved}))
 	var engine guestEngine
 	switch {
 	case r.SVM != nil:

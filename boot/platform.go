@@ -115,8 +115,10 @@ func listedCPUs(t *acpi.Tables, bsp uint32) []uint32 {
 }
 
 // enumeratePCI walks every PCI segment through ECAM where the MCFG gives
-// it, and through the legacy CF8/CFC ports otherwise.
-func enumeratePCI(m *hw.Machine, t *acpi.Tables) ([]pci.Device, error) {
+// it, and through the legacy CF8/CFC ports otherwise. It returns the
+// configuration access of each segment with the functions found.
+func enumeratePCI(m *hw.Machine, t *acpi.Tables) ([]pci.Device, map[uint16]pci.ConfigSpace, error) {
+	spaces := map[uint16]pci.ConfigSpace{}
 	if t != nil && t.MCFG != nil && len(t.MCFG.Allocations) > 0 {
 		var all []pci.Device
 		var errs []string
@@ -126,6 +128,7 @@ func enumeratePCI(m *hw.Machine, t *acpi.Tables) ([]pci.Device, error) {
 				errs = append(errs, err.Error())
 				continue
 			}
+			spaces[a.Segment] = cs
 			devs, err := pci.Enumerate(cs, a.Segment)
 			all = append(all, devs...)
 			if err != nil {
@@ -133,26 +136,41 @@ func enumeratePCI(m *hw.Machine, t *acpi.Tables) ([]pci.Device, error) {
 			}
 		}
 		if len(errs) > 0 {
-			return all, fmt.Errorf("%s", strings.Join(errs, "; "))
+			return all, spaces, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
-		return all, nil
+		return all, spaces, nil
 	}
 	port := pci.NewPortConfig(m)
 	if !port.Present() {
-		return nil, fmt.Errorf("no PCI configuration mechanism: no MCFG and no CF8/CFC")
+		return nil, spaces, fmt.Errorf("no PCI configuration mechanism: no MCFG and no CF8/CFC")
 	}
-	return pci.Enumerate(port, 0)
+	spaces[0] = port
+	devs, err := pci.Enumerate(port, 0)
+	return devs, spaces, err
 }
 
-// selftest runs checks requested on the kernel command line, for the
-// emulator tests: `tamavisor.selftest=exception` faults on purpose to show
-// the exception report.
-func selftest(cmdline string) {
+// wantsSelftest reports whether the kernel command line asks for a
+// self-test (tamavisor.selftest=NAME[,NAME...]), for the emulator tests.
+func wantsSelftest(cmdline, name string) bool {
 	for _, f := range strings.Fields(cmdline) {
-		if f == "tamavisor.selftest=exception" {
-			fmt.Println("tamavisor: selftest: dereferencing a nil pointer")
-			var p *int
-			fmt.Println(*p)
+		if v, ok := strings.CutPrefix(f, "tamavisor.selftest="); ok {
+			for _, n := range strings.Split(v, ",") {
+				if n == name {
+					return true
+				}
+			}
 		}
+	}
+	return false
+}
+
+// selftest runs the self-tests that must run before guests start:
+// `tamavisor.selftest=exception` faults on purpose to show the exception
+// report.
+func selftest(cmdline string) {
+	if wantsSelftest(cmdline, "exception") {
+		fmt.Println("tamavisor: selftest: dereferencing a nil pointer")
+		var p *int
+		fmt.Println(*p)
 	}
 }

@@ -16,6 +16,8 @@ type Console struct {
 	prefix []byte
 	line   [257]byte // 256 bytes of text and the newline
 	n      int
+	// quiet: no byte arrived since the last FlushIdle (see there).
+	quiet bool
 	// Tail keeps the last bytes the guest wrote, for tests and for the
 	// operator's view of a stopped guest.
 	Tail  [4096]byte
@@ -31,6 +33,7 @@ func NewConsole(name string, out io.Writer) *Console {
 func (c *Console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.quiet = false
 	for _, b := range p {
 		c.Tail[c.tailN%uint64(len(c.Tail))] = b
 		c.tailN++
@@ -57,6 +60,20 @@ func (c *Console) Flush() {
 	if c.n > 0 {
 		c.flush()
 	}
+}
+
+// FlushIdle writes out a partial line that has had no new bytes since the
+// previous FlushIdle: a vCPU calls it each time it halts. With several
+// vCPUs, one halts while another is in the middle of a line; waiting for
+// a second idle moment with nothing written in between keeps such lines
+// whole, and a prompt still appears by the next halt (a timer tick).
+func (c *Console) FlushIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n > 0 && c.quiet {
+		c.flush()
+	}
+	c.quiet = true
 }
 
 func (c *Console) flush() {

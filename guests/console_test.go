@@ -39,3 +39,30 @@ func TestConsoleWriteDoesNotAllocate(t *testing.T) {
 		t.Errorf("a byte written allocates %.1f times", n)
 	}
 }
+
+// TestConsoleFlushIdle: a partial line goes out at the second idle moment
+// without output in between, not while another vCPU is still writing it.
+func TestConsoleFlushIdle(t *testing.T) {
+	var out bytes.Buffer
+	c := NewConsole("g", &out)
+	c.Write([]byte("a line written by one vCPU"))
+	c.FlushIdle() // another vCPU halts mid-line
+	c.Write([]byte(" while another halts"))
+	c.FlushIdle()
+	if out.Len() != 0 {
+		t.Fatalf("a line still being written was flushed: %q", out.String())
+	}
+	c.Write([]byte("\n# "))
+	c.FlushIdle()
+	if want := "[g] a line written by one vCPU while another halts\n"; out.String() != want {
+		t.Fatalf("console %q, want %q", out.String(), want)
+	}
+	c.FlushIdle()
+	if want := "[g] a line written by one vCPU while another halts\n[g] # \n"; out.String() != want {
+		t.Errorf("prompt not flushed at the second idle moment: %q", out.String())
+	}
+	c.FlushIdle()
+	if strings.Count(out.String(), "\n") != 2 {
+		t.Errorf("nothing to flush, yet: %q", out.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"tamavisor/guests/vcpu"
@@ -19,7 +20,11 @@ const (
 // device without a deadline (console input) is noticed promptly.
 const maxHaltSleep = 10 * time.Millisecond
 
-// VCPU is one virtual CPU of a VM and what its run loop needs.
+// VCPU is one virtual CPU of a VM and what its run loop needs. Each vCPU
+// runs its loop (Run) in its own goroutine; the vCPUs of one VM run
+// concurrently and share the VM's buses and device models, which lock
+// their own state. The fields are set up before Run starts and not
+// changed while it runs.
 type VCPU struct {
 	VM     *VM
 	CPU    vcpu.VCPU
@@ -28,70 +33,167 @@ type VCPU struct {
 	// LAPICMMIO is the vCPU's own local APIC page, looked up before the
 	// VM's MMIO bus.
 	LAPICMMIO LocalMMIO
-	Timers    []Timer  // per-vCPU timers (the LAPIC timer)
-	Injector  Injector // may be nil
+	// Startup delivers the vCPU's INIT and SIPI events (its local APIC);
+	// nil: the vCPU runs from its boot state and takes none.
+	Startup  StartupDevice
+	Timers   []Timer  // per-vCPU timers (the LAPIC timer)
+	Injector Injector // may be nil
+	// Emulator is this vCPU's instruction emulator: an emulator keeps
+	// per-vCPU decode state, so vCPUs of one VM must not share one. Nil
+	// falls back to VM.Emulator, which only a one-vCPU VM may use.
+	Emulator Emulator
+	// Scheduler, when set, decides when the vCPU may enter the guest
+	// (see Scheduler); nil enters whenever the goroutine runs.
+	Scheduler Scheduler
 
 	// ArmTimer, when set, arms a host timer for the nearest device
-	// deadline (0: none) before each entry, so that a guest busy in a
-	// loop still exits when its timer is due (pc.ArmKick on the image).
+	// deadline or slice end (0: none) before each entry, so that a guest
+	// busy in a loop still exits when its timer is due (pc.ArmKick on
+	// the image).
 	ArmTimer func(deadline int64)
 	// AfterExit, when set, runs right after each exit: on the image it
 	// lets the CPU take the host interrupt that caused an INTR exit.
 	AfterExit func()
+	// Kick, when set, forces the vCPU out of the guest: Wake calls it,
+	// from the goroutine of whoever delivered an interrupt, NMI, INIT or
+	// SIPI to this vCPU, while the vCPU is in or entering the guest. On
+	// the image it is a host IPI to the physical CPU running the vCPU,
+	// which ends the guest's run with an external-interrupt exit, and
+	// the run loop takes the event before the next entry. Without it an
+	// event for a vCPU busy in the guest waits for its next exit: at the
+	// latest the host timer armed for its own LAPIC timer or time slice
+	// (a Linux guest's tick, 1-4 ms), or never for a guest spinning with
+	// no timer armed. See the package comment for the ordering that
+	// makes one kick enough.
+	Kick func()
 
 	exit  vcpu.Exit
 	mmioR mmioRouter
 	wake  chan struct{}
 	timer *time.Timer // reused by halt: the exit path does not allocate
+	// inGuest is set from just before the injector's last look at the
+	// pending interrupts until the exit: Wake kicks the vCPU then.
+	inGuest atomic.Bool
+	// schedHeld: the vCPU holds a CPU from Scheduler.BeforeEntry.
+	schedHeld bool
 	// HostTSCFrequency converts cycle counts for the operator (Hz).
 	HostTSCFrequency uint64
 }
 
-// AddVCPU attaches a virtual CPU to the VM.
+// AddVCPU attaches a virtual CPU to the VM. Every vCPU is added before any
+// of them runs.
 func (vm *VM) AddVCPU(c vcpu.VCPU, apicID uint32) *VCPU {
 	v := &VCPU{VM: vm, CPU: c, APICID: apicID, wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 	v.timer.Stop()
 	vm.mu.Lock()
-	vm.wakers = append(vm.wakers, v.wake)
+	vm.vcpus = append(vm.vcpus, v)
 	vm.mu.Unlock()
 	return v
 }
 
-// Run is the vCPU's run loop: enter, dispatch the exit, repeat, until the VM
-// stops. The caller has locked its goroutine to the physical CPU (thread)
-// whose virtualization state the engine set up. The returned error is the
-// hypervisor's own failure; a guest's end is the VM's StopReason.
+// Wake tells the vCPU that an event for it (interrupt, NMI, INIT, SIPI,
+// the VM stopping) is pending: it ends a halt or a wait for SIPI, and
+// calls Kick while the vCPU is in the guest. Any goroutine may call it
+// after delivering the event; it never blocks and does not allocate.
+func (v *VCPU) Wake() {
+	// inGuest is read before the wake-up: a halted vCPU that the wake-up
+	// sends back into the guest at once needs no kick.
+	kick := v.Kick != nil && v.inGuest.Load()
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+	if kick {
+		v.Kick()
+	}
+}
+
+// noCycles stands in for VM.Cycles when the VM has no TSC (tests).
+func noCycles() uint64 { return 0 }
+
+// Run is the vCPU's run loop: take INIT and SIPI, enter, dispatch the
+// exit, repeat, until the VM stops. It runs in the vCPU's own goroutine.
+// The returned error is the hypervisor's own failure; a guest's end is the
+// VM's StopReason.
 func (v *VCPU) Run() error {
 	vm := v.VM
 	vm.state.CompareAndSwap(int32(Created), int32(Running))
-	cycles := vm.Cycles
-	if cycles == nil {
-		cycles = func() uint64 { return 0 }
-	}
+	defer v.schedIdle()
 	for vm.State() == Running {
-		v.tick()
-		if v.Injector != nil {
-			v.Injector.BeforeEntry()
-		}
-		if v.ArmTimer != nil {
-			v.ArmTimer(v.nextDeadline())
-		}
-		entry := cycles()
-		err := v.CPU.Run(&v.exit)
-		if v.AfterExit != nil {
-			v.AfterExit()
-		}
-		if err != nil {
-			vm.Stop(fmt.Sprintf("the engine failed: %v", err))
+		if err := v.turn(); err != nil {
 			return err
 		}
-		exit := cycles()
-		vm.Stats.GuestCycles.Add(exit - entry)
-		vm.Stats.Exits[v.exit.Reason%vcpu.Reason(vcpu.NumReasons)].Add(1)
-		v.dispatch(&v.exit)
-		vm.Stats.HandlerCycles.Add(cycles() - exit)
 	}
 	return nil
+}
+
+// turn is one turn of the run loop: start-up events, at most one entry
+// into the guest, and the dispatch of its exit.
+func (v *VCPU) turn() error {
+	vm := v.VM
+	if v.Startup != nil && !v.startup() {
+		return nil
+	}
+	var sliceEnd int64
+	if v.Scheduler != nil {
+		sliceEnd = v.Scheduler.BeforeEntry()
+		v.schedHeld = true
+		if vm.State() != Running {
+			return nil
+		}
+	}
+	// From here to the exit, an event delivered to this vCPU is seen by
+	// the injector below or kicks the vCPU out of the guest (Wake).
+	v.inGuest.Store(true)
+	if v.Startup != nil && v.Startup.StartupPending() {
+		// An INIT arrived while the scheduler held the vCPU back.
+		v.inGuest.Store(false)
+		return nil
+	}
+	v.tick()
+	if v.Injector != nil {
+		v.Injector.BeforeEntry()
+	}
+	if v.ArmTimer != nil {
+		v.ArmTimer(earliest(v.nextDeadline(), sliceEnd))
+	}
+	cycles := vm.Cycles
+	if cycles == nil {
+		cycles = noCycles
+	}
+	var start int64
+	if v.Scheduler != nil {
+		start = vm.Clock.Now()
+	}
+	entry := cycles()
+	err := v.CPU.Run(&v.exit)
+	v.inGuest.Store(false)
+	if v.AfterExit != nil {
+		v.AfterExit()
+	}
+	if err != nil {
+		vm.Stop(fmt.Sprintf("the engine failed: %v", err))
+		return err
+	}
+	exit := cycles()
+	vm.Stats.GuestCycles.Add(exit - entry)
+	vm.Stats.Exits[v.exit.Reason%vcpu.Reason(vcpu.NumReasons)].Add(1)
+	if v.Scheduler != nil {
+		idle := v.exit.Reason == vcpu.ReasonHLT
+		v.Scheduler.AfterExit(vm.Clock.Now()-start, idle)
+		v.schedHeld = !idle
+	}
+	v.dispatch(&v.exit)
+	vm.Stats.HandlerCycles.Add(cycles() - exit)
+	return nil
+}
+
+// earliest returns the earlier of two deadlines, where 0 means none.
+func earliest(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 func (v *VCPU) tick() {
@@ -151,12 +253,13 @@ func (v *VCPU) fail(why string, e *vcpu.Exit) {
 func (v *VCPU) advance(e *vcpu.Exit) bool {
 	n := int(e.InstructionLength)
 	if n == 0 {
-		if v.VM.Emulator == nil {
+		emu := v.emulator()
+		if emu == nil {
 			v.fail("the exiting instruction's length is unknown and no decoder is configured", e)
 			return false
 		}
 		var err error
-		n, err = v.VM.Emulator.InstructionLength(v.CPU, v.VM.Memory)
+		n, err = emu.InstructionLength(v.CPU, v.VM.Memory)
 		if err != nil || n <= 0 || n > 15 {
 			v.fail(fmt.Sprintf("cannot decode the exiting instruction: %v", err), e)
 			return false
@@ -241,12 +344,13 @@ func (v *VCPU) mmio(e *vcpu.Exit) {
 		v.fail(fmt.Sprintf("instruction fetch from %#x, which is not guest RAM", e.NPF.GPA), e)
 		return
 	}
-	if v.VM.Emulator == nil {
+	emu := v.emulator()
+	if emu == nil {
 		v.fail(fmt.Sprintf("access to %#x needs the instruction emulator", e.NPF.GPA), e)
 		return
 	}
 	v.mmioR = mmioRouter{local: v.LAPICMMIO, vm: &v.VM.MMIO}
-	n, err := v.VM.Emulator.Step(v.CPU, v.VM.Memory, &v.mmioR, e.NPF)
+	n, err := emu.Step(v.CPU, v.VM.Memory, &v.mmioR, e.NPF)
 	if err != nil {
 		v.fail(fmt.Sprintf("cannot emulate the access to %#x: %v", e.NPF.GPA, err), e)
 		return
@@ -256,8 +360,8 @@ func (v *VCPU) mmio(e *vcpu.Exit) {
 	}
 }
 
-// halt waits until the vCPU has an interrupt to take, sleeping until the
-// nearest device deadline.
+// halt waits until the vCPU has an interrupt, NMI, INIT or SIPI to take,
+// sleeping until the nearest device deadline or a Wake.
 func (v *VCPU) halt() {
 	vm := v.VM
 	if vm.Idle != nil {
@@ -265,7 +369,8 @@ func (v *VCPU) halt() {
 	}
 	for vm.State() == Running {
 		v.tick()
-		if v.Injector == nil || v.Injector.Pending() {
+		if v.Injector == nil || v.Injector.Pending() ||
+			(v.Startup != nil && v.Startup.StartupPending()) {
 			return
 		}
 		sleep := maxHaltSleep
@@ -284,6 +389,14 @@ func (v *VCPU) halt() {
 		}
 		v.timer.Stop()
 	}
+}
+
+// emulator is the vCPU's own emulator, or the VM's.
+func (v *VCPU) emulator() Emulator {
+	if v.Emulator != nil {
+		return v.Emulator
+	}
+	return v.VM.Emulator
 }
 
 func (v *VCPU) nextDeadline() int64 {

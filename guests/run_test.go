@@ -14,38 +14,51 @@ type fakeVCPU struct {
 	regs      [16]uint64
 	rip       uint64
 	rflags    uint64
+	segs      [vcpu.NumSegments]vcpu.Segment
+	ctrl      vcpu.ControlRegisters
+	gdt, idt  [2]uint64 // base, limit
 	script    []vcpu.Exit
 	runs      int
 	injected  []uint8
 	errorCode uint32
 	window    bool
 	engine    map[uint32]uint64
+	// repeat, when set, is the exit of every run after the script.
+	repeat *vcpu.Exit
+	// onRun, when set, runs at each entry, in the guest as it were.
+	onRun func(f *fakeVCPU)
 }
 
 func (f *fakeVCPU) Run(e *vcpu.Exit) error {
-	if f.runs >= len(f.script) {
-		*e = vcpu.Exit{Reason: vcpu.ReasonShutdown}
-	} else {
+	if f.onRun != nil {
+		f.onRun(f)
+	}
+	switch {
+	case f.runs < len(f.script):
 		*e = f.script[f.runs]
+	case f.repeat != nil:
+		*e = *f.repeat
+	default:
+		*e = vcpu.Exit{Reason: vcpu.ReasonShutdown}
 	}
 	f.runs++
 	return nil
 }
-func (f *fakeVCPU) GPR(r vcpu.GPR) uint64                     { return f.regs[r] }
-func (f *fakeVCPU) SetGPR(r vcpu.GPR, v uint64)               { f.regs[r] = v }
-func (f *fakeVCPU) RIP() uint64                               { return f.rip }
-func (f *fakeVCPU) SetRIP(v uint64)                           { f.rip = v }
-func (f *fakeVCPU) RFLAGS() uint64                            { return f.rflags }
-func (f *fakeVCPU) SetRFLAGS(v uint64)                        { f.rflags = v }
-func (f *fakeVCPU) Control() vcpu.ControlRegisters            { return vcpu.ControlRegisters{} }
-func (f *fakeVCPU) Segment(vcpu.SegmentRegister) vcpu.Segment { return vcpu.Segment{} }
-func (f *fakeVCPU) CPL() uint8                                { return 0 }
-func (f *fakeVCPU) AdvanceRIP(n uint8)                        { f.rip += uint64(n) }
-func (f *fakeVCPU) InjectInterrupt(v uint8)                   { f.injected = append(f.injected, v) }
-func (f *fakeVCPU) Interruptible() bool                       { return true }
-func (f *fakeVCPU) RequestInterruptWindow(on bool)            { f.window = on }
-func (f *fakeVCPU) SetTSCOffset(int64)                        {}
-func (f *fakeVCPU) Dump() string                              { return "FAKE VCPU DUMP" }
+func (f *fakeVCPU) GPR(r vcpu.GPR) uint64                       { return f.regs[r] }
+func (f *fakeVCPU) SetGPR(r vcpu.GPR, v uint64)                 { f.regs[r] = v }
+func (f *fakeVCPU) RIP() uint64                                 { return f.rip }
+func (f *fakeVCPU) SetRIP(v uint64)                             { f.rip = v }
+func (f *fakeVCPU) RFLAGS() uint64                              { return f.rflags }
+func (f *fakeVCPU) SetRFLAGS(v uint64)                          { f.rflags = v }
+func (f *fakeVCPU) Control() vcpu.ControlRegisters              { return f.ctrl }
+func (f *fakeVCPU) Segment(s vcpu.SegmentRegister) vcpu.Segment { return f.segs[s] }
+func (f *fakeVCPU) CPL() uint8                                  { return 0 }
+func (f *fakeVCPU) AdvanceRIP(n uint8)                          { f.rip += uint64(n) }
+func (f *fakeVCPU) InjectInterrupt(v uint8)                     { f.injected = append(f.injected, v) }
+func (f *fakeVCPU) Interruptible() bool                         { return true }
+func (f *fakeVCPU) RequestInterruptWindow(on bool)              { f.window = on }
+func (f *fakeVCPU) SetTSCOffset(int64)                          {}
+func (f *fakeVCPU) Dump() string                                { return "FAKE VCPU DUMP" }
 func (f *fakeVCPU) InjectException(v uint8, code uint32, _ bool) {
 	f.injected = append(f.injected, v)
 	f.errorCode = code
@@ -252,9 +265,12 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func (f *fakeVCPU) SetSegment(vcpu.SegmentRegister, vcpu.Segment)      {}
-func (f *fakeVCPU) SetControl(vcpu.ControlRegisters)                   {}
-func (f *fakeVCPU) SetDescriptorTables(uint64, uint16, uint64, uint16) {}
-func (f *fakeVCPU) NMIAllowed() bool                                   { return true }
-func (f *fakeVCPU) InjectNMI()                                         { f.injected = append(f.injected, 2) }
-func (f *fakeVCPU) RequestNMIWindow(bool)                              {}
+func (f *fakeVCPU) SetSegment(s vcpu.SegmentRegister, seg vcpu.Segment) { f.segs[s] = seg }
+func (f *fakeVCPU) SetControl(c vcpu.ControlRegisters)                  { f.ctrl = c }
+func (f *fakeVCPU) SetDescriptorTables(gdtBase uint64, gdtLimit uint16, idtBase uint64, idtLimit uint16) {
+	f.gdt = [2]uint64{gdtBase, uint64(gdtLimit)}
+	f.idt = [2]uint64{idtBase, uint64(idtLimit)}
+}
+func (f *fakeVCPU) NMIAllowed() bool      { return true }
+func (f *fakeVCPU) InjectNMI()            { f.injected = append(f.injected, 2) }
+func (f *fakeVCPU) RequestNMIWindow(bool) {}

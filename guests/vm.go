@@ -104,8 +104,10 @@ type VM struct {
 	MMIO   bus.MMIO
 	Clock  bus.Clock
 	// Cycles reads the host TSC, for exit accounting.
-	Cycles   func() uint64
-	Timers   []Timer
+	Cycles func() uint64
+	Timers []Timer
+	// Emulator serves the vCPUs that have none of their own
+	// (VCPU.Emulator): only safe for a VM with one vCPU.
 	Emulator Emulator
 	CPUID    *CPUIDPolicy
 	MSRs     *MSRPolicy
@@ -122,7 +124,7 @@ type VM struct {
 	stopWhy  string
 	exitCode int64
 	hasCode  bool
-	wakers   []chan struct{}
+	vcpus    []*VCPU
 }
 
 // NewVM returns a VM with empty buses.
@@ -163,16 +165,14 @@ func (vm *VM) StopReason() (reason string, code int64, hasCode bool) {
 	return vm.stopWhy, vm.exitCode, vm.hasCode
 }
 
-// Wake ends a halted vCPU's wait early (an interrupt from a device, host
-// console input, a stop request). It never blocks.
+// Wake wakes every vCPU of the VM (VCPU.Wake): a stop request, or an
+// event whose target is not known. An interrupt for one vCPU wakes only
+// that one. It never blocks.
 func (vm *VM) Wake() {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	for _, w := range vm.wakers {
-		select {
-		case w <- struct{}{}:
-		default:
-		}
+	for _, v := range vm.vcpus {
+		v.Wake()
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 type Controls struct {
 	Pin, Proc, Proc2, Exit, Entry uint32
 	// GuestCR0 and GuestCR4 are the fixed-bit rules VM entry applies to
-	// the guest's control registers (unrestricted guest: CR0.PE and PG
-	// are free).
+	// the guest's control registers (with unrestricted guest, CR0.PE and
+	// PG are free; without, they must be 1).
 	GuestCR0, GuestCR4 FixedBits
 	// INVEPTType and INVVPIDType are the invalidation types the engine
 	// uses when a vCPU moves to another CPU (1 single-context, 2
@@ -40,10 +40,9 @@ type ControlOptions struct {
 	XSAVES bool
 }
 
-// ErrNoUnrestrictedGuest is wrapped by NewControls when the processor lacks
-// the "unrestricted guest" control, without which a guest cannot start in
-// the loaders' 32-bit paging-off state (or real mode) under EPT.
-var ErrNoUnrestrictedGuest = errors.New("vmx: the processor lacks the \"unrestricted guest\" VM-execution control (secondary control bit 7, IA32_VMX_PROCBASED_CTLS2), which guests need to start with paging off")
+// ErrNoSecondaryControls is wrapped by NewControls when the processor has
+// no secondary processor-based controls, hence no EPT.
+var ErrNoSecondaryControls = errors.New("vmx: the processor has no secondary VM-execution controls (IA32_VMX_PROCBASED_CTLS bit 63 is 0), hence no EPT")
 
 // NewControls computes every control word with ControlCaps.Adjust (SDM
 // Vol. 3C, 25.6-25.8; the "TRUE" capability MSRs where they exist) for the
@@ -58,8 +57,12 @@ var ErrNoUnrestrictedGuest = errors.New("vmx: the processor lacks the \"unrestri
 //     would write the host's task priority), MONITOR/MWAIT exiting (the
 //     guest CPUID hides them), TSC offsetting, and the secondary controls;
 //     CR3 load/store exiting is off (EPT);
-//   - secondary: EPT and unrestricted guest (required), VPID when
-//     available, and RDTSCP/INVPCID/XSAVES as opts say the guest sees them;
+//   - secondary: EPT (required), unrestricted guest and VPID when
+//     available, and RDTSCP/INVPCID/XSAVES as opts say the guest sees them.
+//     Without unrestricted guest the guest's CR0 keeps PE and PG (the
+//     host's fixed bits), so only guests that start and stay in paged
+//     protected or long mode can run (a Linux bzImage entered at its
+//     64-bit entry point): the vCPU refuses the others (Guest.Refusal);
 //   - VM exit: 64-bit host, save/load IA32_EFER and IA32_PAT, save debug
 //     controls, and acknowledge interrupt on exit: the world switch hands
 //     the interrupt that ended the run to the host's IDT handler at once
@@ -75,10 +78,7 @@ var ErrNoUnrestrictedGuest = errors.New("vmx: the processor lacks the \"unrestri
 // their default setting as the SDM recommends.
 func NewControls(c *Capabilities, opts ControlOptions) (*Controls, error) {
 	if !c.HasSecondary {
-		return nil, fmt.Errorf("vmx: the processor has no secondary VM-execution controls (IA32_VMX_PROCBASED_CTLS bit 63 is 0), hence no EPT and no unrestricted guest: %w", ErrNoUnrestrictedGuest)
-	}
-	if !c.UnrestrictedGuest() {
-		return nil, ErrNoUnrestrictedGuest
+		return nil, ErrNoSecondaryControls
 	}
 	if !c.EPT() {
 		return nil, errors.New("vmx: the processor lacks EPT (secondary control bit 1)")
@@ -93,8 +93,9 @@ func NewControls(c *Capabilities, opts ControlOptions) (*Controls, error) {
 		}
 		return w, nil
 	}
+	unrestricted := c.UnrestrictedGuest()
 	ctl := &Controls{
-		GuestCR0:     c.GuestCR0(true),
+		GuestCR0:     c.GuestCR0(unrestricted),
 		GuestCR4:     c.CR4,
 		AnyErrorCode: c.Basic.NoErrorCodeRequired,
 		Revision:     c.Basic.Revision,
@@ -112,7 +113,10 @@ func NewControls(c *Capabilities, opts ControlOptions) (*Controls, error) {
 		ProcDefault1Reserved|ProcMWAITExiting|ProcMONITORExiting); err != nil {
 		return nil, err
 	}
-	required2, optional2 := Proc2EnableEPT|Proc2UnrestrictedGuest, Proc2EnableVPID
+	required2, optional2 := Proc2EnableEPT, Proc2EnableVPID
+	if unrestricted {
+		required2 |= Proc2UnrestrictedGuest
+	}
 	for _, o := range []struct {
 		on   bool
 		ctl  uint32

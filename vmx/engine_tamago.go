@@ -201,6 +201,10 @@ const maxMoves = 16
 // never sees them, as on AMD, where they do not exit at all.
 func (v *VCPU) Run(e *vcpu.Exit) error {
 	for {
+		if r := v.Refusal(); r != "" {
+			*e = vcpu.Exit{Reason: vcpu.ReasonInvalidState, Detail: r}
+			return nil
+		}
 		if err := v.enter(); err != nil {
 			return err
 		}

@@ -82,18 +82,40 @@ func TestNewControlsSkylakeX(t *testing.T) {
 	}
 }
 
-// TestNewControlsRefusesOldCPUs: Bochs's corei5_lynnfield_750 has EPT but no
-// unrestricted guest, a Core 2 no secondary controls at all: both are
-// refused with an error naming the missing control.
+// TestNewControlsRefusesOldCPUs: a Core 2 has no secondary controls at
+// all, hence no EPT: refused, naming them.
 func TestNewControlsRefusesOldCPUs(t *testing.T) {
-	for _, fx := range []cpuFixture{bochsLynnfield, realCore2X6800} {
-		_, err := NewControls(probeFixture(t, fx), ControlOptions{})
-		if !errors.Is(err, ErrNoUnrestrictedGuest) || !strings.Contains(err.Error(), "unrestricted guest") {
-			t.Errorf("%s: err = %v, want ErrNoUnrestrictedGuest", fx.name, err)
-		}
+	_, err := NewControls(probeFixture(t, realCore2X6800), ControlOptions{})
+	if !errors.Is(err, ErrNoSecondaryControls) || !strings.Contains(err.Error(), "EPT") {
+		t.Errorf("%s: err = %v, want ErrNoSecondaryControls", realCore2X6800.name, err)
 	}
 }
 
+// TestNewControlsWithoutUnrestrictedGuest: Bochs's corei5_lynnfield_750
+// (its capability MSRs as measured) has EPT and VPID but not unrestricted
+// guest. The engine runs it with CR0.PE and PG fixed to 1 in the guest,
+// for guests that start in paged long mode.
+func TestNewControlsWithoutUnrestrictedGuest(t *testing.T) {
+	caps := probeFixture(t, bochsLynnfield)
+	if caps.UnrestrictedGuest() || !caps.EPT() {
+		t.Fatalf("fixture: unrestricted guest %v, EPT %v; want the lynnfield's no and yes", caps.UnrestrictedGuest(), caps.EPT())
+	}
+	ctl, err := NewControls(caps, ControlOptions{RDTSCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legal(t, "pin", ctl.Pin, caps.Pin)
+	legal(t, "primary", ctl.Proc, caps.Proc)
+	legal(t, "secondary", ctl.Proc2, caps.Proc2)
+	legal(t, "exit", ctl.Exit, caps.Exit)
+	legal(t, "entry", ctl.Entry|EntryIA32eModeGuest, caps.Entry)
+	if ctl.Proc2&Proc2UnrestrictedGuest != 0 || ctl.Proc2&(Proc2EnableEPT|Proc2EnableVPID) != Proc2EnableEPT|Proc2EnableVPID {
+		t.Errorf("secondary controls %#x: want EPT and VPID without unrestricted guest", ctl.Proc2)
+	}
+	if want := uint64(CR0PE | CR0NE | CR0PG); ctl.GuestCR0.Fixed0 != want {
+		t.Errorf("guest CR0 FIXED0 %#x, want PE, NE and PG (%#x): the host's rules", ctl.GuestCR0.Fixed0, want)
+	}
+}
 func TestNewControlsGuestFeatures(t *testing.T) {
 	caps := probeFixture(t, bochsSkylakeX)
 	// A guest told about RDTSCP on a processor without the control.

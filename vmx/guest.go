@@ -267,6 +267,10 @@ type Guest struct {
 	// translations before the next entry (an emulated paging change).
 	FlushTLB bool
 
+	// refusal, when not empty, is why the engine will not enter this
+	// vCPU: its state needs a control the processor lacks (Refusal).
+	refusal string
+
 	// Exit is the last exit's information, InstructionError the
 	// VM-instruction error field read with it.
 	Exit             ExitFields
@@ -378,6 +382,7 @@ func (g *Guest) Control() vcpu.ControlRegisters {
 // read shadows keep the guest's values. EFER.LMA follows LME and CR0.PG,
 // as it would on hardware.
 func (g *Guest) SetControl(c vcpu.ControlRegisters) {
+	g.refusal = g.cr0Refusal(c.CR0)
 	g.setCR0(c.CR0)
 	g.setCR4(c.CR4)
 	g.set(sCR3, c.CR3)
@@ -388,6 +393,41 @@ func (g *Guest) SetControl(c vcpu.ControlRegisters) {
 	}
 	g.set(sEFER, efer)
 }
+
+// Without the "unrestricted guest" control, VM entry requires CR0.PE and,
+// under EPT, CR0.PG in the guest's CR0 (IA32_VMX_CR0_FIXED0; SDM Vol. 3C,
+// 26.3.1.1 "Checks on Guest Control Registers, Debug Registers, and MSRs",
+// and 25.6.2, which names the control): a guest in real mode or with paging
+// off cannot run. The engine refuses such a vCPU with one of these
+// messages rather than enter it in a state the guest did not ask for.
+const (
+	refusalRealMode = "the guest is in real mode (CR0.PE=0), which VT-x runs only with the \"unrestricted guest\" " +
+		"VM-execution control (secondary processor-based control bit 7, Intel SDM Vol. 3C 25.6.2, 26.3.1.1); " +
+		"this processor lacks unrestricted guest"
+	refusalPagingOff = "the guest runs with paging off (CR0.PG=0), which VT-x with EPT runs only with the \"unrestricted guest\" " +
+		"VM-execution control (secondary processor-based control bit 7, Intel SDM Vol. 3C 25.6.2, 26.3.1.1); " +
+		"this processor lacks unrestricted guest"
+)
+
+// cr0Refusal is the refusal a guest CR0 value calls for on this engine's
+// controls, or "".
+func (g *Guest) cr0Refusal(cr0 uint64) string {
+	switch {
+	case g.ctl.Proc2&Proc2UnrestrictedGuest != 0:
+		return ""
+	case cr0&cr0PE == 0:
+		return refusalRealMode
+	case cr0&cr0PG == 0:
+		return refusalPagingOff
+	}
+	return ""
+}
+
+// Refusal says why the engine will not enter this vCPU, naming the
+// control the processor lacks (a guest in real mode or with paging off
+// without unrestricted guest), or returns "" when it can run. VCPU.Run
+// reports it as a refused entry instead of entering.
+func (g *Guest) Refusal() string { return g.refusal }
 
 func (g *Guest) setCR0(v uint64) {
 	g.set(cCR0Shadow, v)
@@ -774,6 +814,12 @@ func (g *Guest) writeCR0(v uint64, length uint8) bool {
 	if v>>32 != 0 || (v&cr0PG != 0 && v&cr0PE == 0) || (v&cr0NW != 0 && v&cr0CD == 0) ||
 		(pgOn && efer&eferLME != 0 && g.Control().CR4&cr4PAE == 0) {
 		g.InjectException(13, 0, true)
+		return true
+	}
+	if r := g.cr0Refusal(v); r != "" {
+		// A legal write this processor cannot run: the guest stops
+		// before the instruction, with the reason (VCPU.Run).
+		g.refusal = r
 		return true
 	}
 	switch {

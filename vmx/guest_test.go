@@ -166,6 +166,113 @@ func TestBootStatePassesEntryChecks(t *testing.T) {
 	})
 }
 
+// newGuestOn makes a vCPU's state on the controls a fixture's processor
+// gets.
+func newGuestOn(t *testing.T, fx cpuFixture) *Guest {
+	t.Helper()
+	ctl, err := NewControls(probeFixture(t, fx), ControlOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGuest(ctl, new(MSRList), msrListPA)
+	g.SetEPTP(0x10001e)
+	g.SetVPID(1)
+	return g
+}
+
+// realModeState is a real-mode entry at 0000:7C00 as package loader's boot
+// sector protocol makes it.
+func realModeState(t *testing.T) *loader.BootState {
+	t.Helper()
+	const mem = 16 << 20
+	l, err := platform.NewLayout(mem, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram := guests.NewRAM(make([]byte, mem), 0)
+	res, err := loader.Load(loader.Guest{Memory: ram, Layout: l}, crashkernel.Build(crashkernel.RealMode), loader.Options{KernelName: "realmode"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State.Mode != loader.ModeReal {
+		t.Fatalf("the real-mode guest loads in mode %v", res.State.Mode)
+	}
+	return &res.State
+}
+
+// TestRealModeNeedsUnrestrictedGuest: with unrestricted guest (Bochs's
+// corei7_skylake_x) a real-mode entry state passes the modeled VM-entry
+// checks with CR0.PE clear in the VMCS; without it (corei5_lynnfield_750's
+// capability MSRs) the vCPU is refused with a message naming the control,
+// and so are a paging-off entry and a guest that later turns paging off,
+// while a long-mode entry runs.
+func TestRealModeNeedsUnrestrictedGuest(t *testing.T) {
+	bs := realModeState(t)
+
+	g := newGuestOn(t, bochsSkylakeX)
+	guests.ApplyBootState(hostVCPU{g}, bs)
+	w := entered(g)
+	expectNoProblems(t, g)
+	if r := g.Refusal(); r != "" {
+		t.Errorf("skylake: real mode refused: %s", r)
+	}
+	if w[FieldGuestCR0]&cr0PE != 0 || w[FieldGuestCSBase] != uint64(bs.Segments[vcpu.CS].Selector)<<4 || w[FieldGuestRIP] != bs.RIP {
+		t.Errorf("skylake: CR0 %#x CS base %#x RIP %#x; want PE clear and CS base = selector<<4", w[FieldGuestCR0], w[FieldGuestCSBase], w[FieldGuestRIP])
+	}
+
+	g = newGuestOn(t, bochsLynnfield)
+	guests.ApplyBootState(hostVCPU{g}, bs)
+	r := g.Refusal()
+	for _, want := range []string{"real mode", "unrestricted guest", "bit 7", "lacks"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("lynnfield: refusal %q does not say %q", r, want)
+		}
+	}
+
+	g = newGuestOn(t, bochsLynnfield)
+	guests.ApplyBootState(hostVCPU{g}, loadCrashKernel(t))
+	if r := g.Refusal(); !strings.Contains(r, "paging off") || !strings.Contains(r, "unrestricted guest") {
+		t.Errorf("lynnfield: a Multiboot (paging off) entry: refusal %q", r)
+	}
+
+	// The long-mode guest's bzImage, loaded as the hypervisor loads it,
+	// enters without unrestricted guest and passes the modeled checks.
+	g = newGuestOn(t, bochsLynnfield)
+	l, _ := platform.NewLayout(16<<20, 1)
+	res, err := loader.Load(loader.Guest{Memory: guests.NewRAM(make([]byte, 16<<20), 0), Layout: l}, crashkernel.Build(crashkernel.LongMode), loader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests.ApplyBootState(hostVCPU{g}, &res.State)
+	entered(g)
+	expectNoProblems(t, g)
+	if r := g.Refusal(); r != "" {
+		t.Errorf("lynnfield: the long-mode guest refused: %s", r)
+	}
+
+	// Long mode runs; turning paging off later is refused at the MOV to
+	// CR0 (PG is the host's, so it exits), with RIP left on it.
+	g = newGuestOn(t, bochsLynnfield)
+	g.SetControl(vcpu.ControlRegisters{CR0: cr0PE | cr0ET | cr0NE | cr0PG, CR3: 0x9000, CR4: cr4PAE, EFER: eferLME | eferLMA})
+	g.SetRIP(0x2000)
+	if r := g.Refusal(); r != "" {
+		t.Fatalf("lynnfield: long mode refused: %s", r)
+	}
+	if mask, _ := g.Value(FieldCR0GuestHostMask); mask&(cr0PE|cr0PG) != cr0PE|cr0PG {
+		t.Errorf("CR0 guest/host mask %#x: PE and PG must be the host's so that clearing them exits", mask)
+	}
+	entered(g)
+	expectNoProblems(t, g)
+	g.Commit()
+	g.Regs[vcpu.RAX] = cr0PE | cr0ET | cr0NE
+	if !g.EmulateCRAccess(CRAccess{CR: 0, Kind: CRMovTo, GPR: vcpu.RAX}, 3) {
+		t.Fatal("MOV to CR0 clearing PG not handled")
+	}
+	if r := g.Refusal(); !strings.Contains(r, "paging off") || g.RIP() != 0x2000 || g.Control().CR0&cr0PG == 0 {
+		t.Errorf("paging turned off: refusal %q, RIP %#x, CR0 %#x", r, g.RIP(), g.Control().CR0)
+	}
+}
+
 func TestAccessRights(t *testing.T) {
 	for a := uint16(0); a < 0x1000; a++ {
 		ar := toAccessRights(a)

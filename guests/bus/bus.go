@@ -3,11 +3,16 @@
 //
 // Dispatch is on the VM-exit path: lookups are a binary search over ranges
 // sorted at registration, and nothing allocates.
+//
+// Devices are registered while the VM is built, before any vCPU runs;
+// afterwards the tables are only read, so the vCPUs of one VM dispatch
+// concurrently without a lock. Each device model guards its own state.
 package bus
 
 import (
 	"fmt"
 	"sort"
+	"sync/atomic"
 )
 
 // PortDevice is a device model reached through port I/O. size is 1, 2 or 4.
@@ -52,8 +57,10 @@ type mmioRange struct {
 type Ports struct {
 	ranges []portRange
 	// Unclaimed counts accesses no device claimed (reads return all
-	// ones, writes are dropped, as on a PC).
-	Unclaimed uint64
+	// ones, writes are dropped, as on a PC). It is atomic: the vCPUs of
+	// one VM dispatch concurrently (Linux's port 0x80 delay writes
+	// land here from every CPU).
+	Unclaimed atomic.Uint64
 }
 
 // Register claims ports [first, first+count) for dev. Overlaps are a
@@ -86,7 +93,7 @@ func (p *Ports) Read(port uint16, size uint8) uint32 {
 	if d := p.find(port); d != nil {
 		return d.ReadPort(port, size)
 	}
-	p.Unclaimed++
+	p.Unclaimed.Add(1)
 	return ^uint32(0) >> (32 - 8*uint32(size))
 }
 
@@ -96,13 +103,13 @@ func (p *Ports) Write(port uint16, size uint8, v uint32) {
 		d.WritePort(port, size, v)
 		return
 	}
-	p.Unclaimed++
+	p.Unclaimed.Add(1)
 }
 
 // MMIO is a guest's memory-mapped device space.
 type MMIO struct {
 	ranges    []mmioRange
-	Unclaimed uint64
+	Unclaimed atomic.Uint64
 }
 
 // Register claims guest-physical [base, base+size) for dev.
@@ -135,7 +142,7 @@ func (m *MMIO) ReadMMIO(addr uint64, size uint8) uint64 {
 	if d, ok := m.Find(addr); ok {
 		return d.ReadMMIO(addr, size)
 	}
-	m.Unclaimed++
+	m.Unclaimed.Add(1)
 	return ^uint64(0) >> (64 - 8*uint64(size))
 }
 
@@ -145,5 +152,5 @@ func (m *MMIO) WriteMMIO(addr uint64, size uint8, v uint64) {
 		d.WriteMMIO(addr, size, v)
 		return
 	}
-	m.Unclaimed++
+	m.Unclaimed.Add(1)
 }

@@ -28,8 +28,8 @@ func TestPortsDispatchAndUnclaimed(t *testing.T) {
 	if pic.last != 0xff || uart.last != 0 {
 		t.Errorf("write went to the wrong device: pic %#x uart %#x", pic.last, uart.last)
 	}
-	if got := p.Read(0x400, 2); got != 0xffff || p.Unclaimed != 1 {
-		t.Errorf("unclaimed read = %#x (unclaimed %d), want 0xffff", got, p.Unclaimed)
+	if got := p.Read(0x400, 2); got != 0xffff || p.Unclaimed.Load() != 1 {
+		t.Errorf("unclaimed read = %#x (unclaimed %d), want 0xffff", got, p.Unclaimed.Load())
 	}
 	if got := p.Read(0x3f7, 4); got != 0xffffffff {
 		t.Errorf("port just below a range = %#x, want all ones", got)

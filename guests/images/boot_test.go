@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,8 +37,8 @@ func guestImages(t *testing.T) Images {
 }
 
 // TestBootDirect boots Debian's kernel with the u-root initramfs straight
-// under QEMU TCG to gosh, asks the kernel its release and the processor,
-// and powers off.
+// under QEMU TCG to gosh, without a NIC, asks the kernel its release, its
+// modules and the processor, and powers off.
 func TestBootDirect(t *testing.T) {
 	im := guestImages(t)
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
@@ -67,6 +68,12 @@ func TestBootDirect(t *testing.T) {
 	}
 	if !strings.HasPrefix(release, "6.1.") || !strings.HasSuffix(release, "-amd64") {
 		t.Errorf("uname -r says %q, want Debian's 6.1.*-amd64", release)
+	}
+
+	// init loads the initramfs's modules whether or not their devices
+	// are there (tools/guestimage: GUEST_MODULES).
+	if mods := guestModules(t, g); !slices.Contains(mods, NICDevice) {
+		t.Errorf("/proc/modules lists %q, want the %s module init loads at boot", mods, NICDevice)
 	}
 
 	cpuinfo, err := g.Command("cat /proc/cpuinfo", 20*time.Second)

@@ -14,4 +14,10 @@
 // prints a plain "$ " prompt and lets the kernel's tty echo what is typed,
 // without the line editor that would redraw the line with escape sequences,
 // so the console reads as the plain text this package parses.
+//
+// The initramfs also carries the kernel package's e1000e module, which
+// init loads at boot, and u-root's network commands: CheckNetwork has a
+// guest with QEMU's e1000e on user networking take an address by DHCP and
+// fetch a page from a HostServer on the host, through the same shell
+// commands with or without the hypervisor.
 package images

@@ -11,8 +11,8 @@ import (
 type Mode uint8
 
 const (
-	// ModeReal: 16-bit real mode, the reset state (no loader here
-	// produces it; firmware-booted guests would).
+	// ModeReal: 16-bit real mode, the reset state (a boot sector,
+	// LoadBootSector; an AP after INIT and SIPI).
 	ModeReal Mode = iota
 	// ModeProtected: 32-bit protected mode, flat 4 GiB segments, paging
 	// off (Multiboot, PVH).

@@ -1,6 +1,6 @@
 // Package loader puts a guest kernel into a new VM's memory the way a boot
 // loader would, and says in what state its boot vCPU starts (BootState),
-// for the VMX and SVM engines to apply. It speaks four boot protocols:
+// for the VMX and SVM engines to apply. It speaks five boot protocols:
 //
 //   - Linux bzImage, the x86 boot protocol 2.12 and later
 //     (Documentation/arch/x86/boot.rst), entered at its 64-bit entry point
@@ -9,7 +9,9 @@
 //     images, entered in 32-bit protected mode with the magic in EAX and the
 //     boot information in EBX;
 //   - PVH (Xen's HVM direct boot ABI): an ELF with a XEN_ELFNOTE_PHYS32_ENTRY
-//     note, entered in 32-bit protected mode with hvm_start_info in EBX.
+//     note, entered in 32-bit protected mode with hvm_start_info in EBX;
+//   - a 512-byte boot sector, entered in real mode at 0000:7C00 as a BIOS
+//     would (without BIOS services).
 //
 // The memory map, the loader's own area (page tables, GDT, boot information)
 // and the ACPI RSDP come from the guest's platform.Layout. Kernel images,
@@ -72,6 +74,8 @@ const (
 	FormatPVH
 	FormatMultiboot2
 	FormatMultiboot
+	// FormatBootSector: a 512-byte boot sector, entered in real mode.
+	FormatBootSector
 )
 
 func (f Format) String() string {
@@ -84,6 +88,8 @@ func (f Format) String() string {
 		return "multiboot2"
 	case FormatMultiboot:
 		return "multiboot"
+	case FormatBootSector:
+		return "boot sector"
 	}
 	return "unknown"
 }
@@ -156,7 +162,8 @@ func fileName(role, name string) string {
 
 // Detect names the boot protocol an image speaks, in the order a loader
 // should prefer them: a bzImage by its "HdrS" setup header; then an ELF
-// with a PVH note; then a Multiboot2 header; then a Multiboot header.
+// with a PVH note; then a Multiboot2 header; then a Multiboot header; then
+// a boot sector (exactly 512 bytes ending in 55h AAh).
 func Detect(image []byte) Format {
 	if len(image) >= setupHeaderMagicOff+4 && bytes.Equal(image[setupHeaderMagicOff:setupHeaderMagicOff+4], []byte(setupHeaderMagic)) &&
 		u16(image, bootFlagOff) == bootFlagValue {
@@ -173,11 +180,14 @@ func Detect(image []byte) Format {
 	if _, err := findMultiboot1(image); err == nil {
 		return FormatMultiboot
 	}
+	if isBootSector(image) {
+		return FormatBootSector
+	}
 	return FormatUnknown
 }
 
 // Load detects the image's format and loads it with LoadLinux, LoadPVH,
-// LoadMultiboot2 or LoadMultiboot.
+// LoadMultiboot2, LoadMultiboot or LoadBootSector.
 func Load(g Guest, image []byte, opts Options) (*Result, error) {
 	switch Detect(image) {
 	case FormatBzImage:
@@ -188,8 +198,10 @@ func Load(g Guest, image []byte, opts Options) (*Result, error) {
 		return LoadMultiboot2(g, image, opts)
 	case FormatMultiboot:
 		return LoadMultiboot(g, image, opts)
+	case FormatBootSector:
+		return LoadBootSector(g, image, opts)
 	}
 	return nil, &Error{File: fileName("kernel", opts.KernelName), Kind: ErrUnsupported,
-		Msg: fmt.Sprintf("not a bzImage (no \"HdrS\" at %#x), not an ELF with a PVH note, and no Multiboot or Multiboot2 header in its first %d bytes",
-			setupHeaderMagicOff, mb2SearchLimit)}
+		Msg: fmt.Sprintf("not a bzImage (no \"HdrS\" at %#x), not an ELF with a PVH note, no Multiboot or Multiboot2 header in its first %d bytes, and not a %d-byte boot sector",
+			setupHeaderMagicOff, mb2SearchLimit, BootSectorSize)}
 }

@@ -1,9 +1,21 @@
 // Package machine assembles a guest PC: memory layout and ACPI tables
 // (package platform), the device models on their standard ports and
 // addresses, the interrupt routing between them, the kernel loaded by its
-// boot protocol (package loader), and the boot vCPU's run-loop wiring. It is
-// engine-neutral: the caller brings the vCPU (package svm or vmx) and the
+// boot protocol (package loader), and each vCPU's run-loop wiring. It is
+// engine-neutral: the caller brings the vCPUs (package svm or vmx) and the
 // nested page tables mapping the layout's RAM.
+//
+// # Several vCPUs
+//
+// A machine has Layout.VCPUs vCPUs, added in order with AddVCPU before any
+// of them runs: vCPU 0 is the bootstrap processor and starts from the
+// loader's boot state, the others are application processors that wait
+// for INIT and a start-up IPI from the guest (the MADT lists them all,
+// APIC IDs 0 to VCPUs-1). The caller then runs each vCPU's loop
+// (guests.VCPU.Run) in a goroutine of its own; they share the devices,
+// which lock their own state. An interrupt, IPI, INIT or SIPI for a vCPU
+// wakes that vCPU (guests.VCPU.Wake), which calls its Kick hook when the
+// vCPU is in the guest.
 package machine
 
 import (
@@ -69,10 +81,12 @@ type Machine struct {
 	PIT     *pit.PIT
 	Router  *irq.Router
 	APICs   lapic.Group
-	// PoweredOff is set when the guest powered off through ACPI.
+	// PoweredOff is set when the guest powered off through ACPI, before
+	// the VM stops: read it once VM.State() is Stopped.
 	PoweredOff bool
 
-	cfg Config
+	cfg   Config
+	vcpus []*guests.VCPU // by index = APIC ID = position in APICs.APICs
 }
 
 // consoleSink adapts the UART's byte output to the guest console.
@@ -93,13 +107,14 @@ func New(cfg Config) (*Machine, error) {
 	vm := guests.NewVM(cfg.Name, cfg.RAM, cfg.Clock, cfg.Console)
 	vm.Cycles = cfg.Cycles
 	vm.CPUID = guests.NewCPUIDPolicy(cfg.HostCPUID, cfg.Layout.VCPUs)
-	vm.Emulator = &emulator{}
-	m := &Machine{VM: vm, Layout: cfg.Layout, cfg: cfg, Console: guests.NewConsole(cfg.Name, cfg.Console)}
-	m.APICs.Kick = func(int) { vm.Wake() }
-	vm.Idle = m.Console.Flush
+	m := &Machine{VM: vm, Layout: cfg.Layout, cfg: cfg, Console: guests.NewConsole(cfg.Name, cfg.Console),
+		vcpus: make([]*guests.VCPU, 0, cfg.Layout.VCPUs)}
+	m.APICs.Kick = m.wake
+	vm.Idle = m.Console.FlushIdle
 
 	m.IOAPIC = ioapic.New(ioapic.DefaultBase, 0, &m.APICs)
-	m.PIC = pic.New(pic.Config{Notify: func(bool) { vm.Wake() }})
+	// The PIC's INTR reaches the BSP only (its LINT0, see AddVCPU).
+	m.PIC = pic.New(pic.Config{Notify: func(bool) { m.wake(0) }})
 	m.Router = irq.NewRouter(m.PIC, m.IOAPIC)
 
 	var err error
@@ -189,10 +204,23 @@ func (m *Machine) Load(kernel []byte, opts loader.Options) (*loader.Result, erro
 	return loader.Load(loader.Guest{Memory: m.cfg.RAM, Layout: m.Layout, RSDP: platform.RSDPAddress}, kernel, opts)
 }
 
-// AddVCPU attaches a vCPU with its local APIC (APIC ID = index), timer and
-// interrupt injector; the boot vCPU (index 0) also receives the PIC's
-// interrupts and starts from bs.
+// AddVCPU attaches vCPU index (its APIC ID) with its local APIC, timer,
+// interrupt injector and instruction emulator. vCPUs are added in index
+// order, 0 to Layout.VCPUs-1, before any runs. The boot vCPU (index 0)
+// starts from bs and also receives the PIC's interrupts; the others are
+// APs: they start in the INIT state, waiting for the guest's INIT and SIPI
+// (bs must be nil), and their goroutines block until then.
 func (m *Machine) AddVCPU(cpu vcpu.VCPU, index int, bs *loader.BootState) (*guests.VCPU, error) {
+	switch {
+	case index != len(m.vcpus):
+		return nil, fmt.Errorf("machine %s: vCPU %d added out of order: %d vCPUs so far, the next is %d", m.cfg.Name, index, len(m.vcpus), len(m.vcpus))
+	case index >= m.Layout.VCPUs:
+		return nil, fmt.Errorf("machine %s: vCPU %d is beyond the %d vCPUs of the layout (and of the guest's MADT)", m.cfg.Name, index, m.Layout.VCPUs)
+	case m.VM.State() != guests.Created:
+		return nil, fmt.Errorf("machine %s: vCPU %d added after the VM started: add every vCPU first", m.cfg.Name, index)
+	case index > 0 && bs != nil:
+		return nil, fmt.Errorf("machine %s: vCPU %d is an AP: it starts from the guest's INIT and SIPI, not from a boot state", m.cfg.Name, index)
+	}
 	apic, err := lapic.New(lapic.Config{
 		ID: uint32(index), BSP: index == 0, Clock: m.cfg.Clock,
 		GuestTSC: m.cfg.Cycles, TSCHz: m.cfg.TSCHz,
@@ -201,25 +229,44 @@ func (m *Machine) AddVCPU(cpu vcpu.VCPU, index int, bs *loader.BootState) (*gues
 	if err != nil {
 		return nil, err
 	}
-	m.APICs.APICs = append(m.APICs.APICs, apic)
 	v := m.VM.AddVCPU(cpu, uint32(index))
 	v.LAPIC = apic
 	v.LAPICMMIO = apic
+	v.Startup = apic
 	v.Timers = []guests.Timer{apic}
+	v.Emulator = &emulator{}
 	var p irq.PIC
 	if index == 0 {
 		p = m.PIC
 	}
 	v.Injector = irq.NewInjector(cpu, apic, p)
-	if bs != nil {
+	switch {
+	case bs != nil:
 		guests.ApplyBootState(cpu, bs)
+	case index > 0:
+		// What an AP holds after power-on, until its SIPI replaces it.
+		signature, _, _, _ := m.VM.CPUID.Leaf(1, 0, uint32(index))
+		st := guests.INITState(signature)
+		guests.ApplyBootState(cpu, &st)
 	}
+	m.APICs.APICs = append(m.APICs.APICs, apic)
+	m.vcpus = append(m.vcpus, v)
 	return v, nil
 }
 
-// emulator adapts package x86emu to the run loop (one per VM: the run
-// loop's calls are per vCPU and x86emu keeps only scratch buffers; a VM
-// with several vCPUs gets one per vCPU from AddVCPU in a later change).
+// VCPUs returns the vCPUs added so far, by index.
+func (m *Machine) VCPUs() []*guests.VCPU { return m.vcpus }
+
+// wake wakes vCPU index (the position of its APIC in APICs), for an
+// interrupt its local APIC took.
+func (m *Machine) wake(index int) {
+	if index >= 0 && index < len(m.vcpus) {
+		m.vcpus[index].Wake()
+	}
+}
+
+// emulator adapts package x86emu to the run loop: one per vCPU, since an
+// x86emu.Emulator keeps the decode state of its vCPU's instructions.
 type emulator struct{ e x86emu.Emulator }
 
 func (e *emulator) Step(cpu vcpu.VCPU, mem vcpu.Memory, mmio guests.MMIOHandler, fault vcpu.NPFExit) (int, error) {

@@ -130,8 +130,21 @@ func (e *Emulator) effectiveAddress(mem x86asm.Mem) (uint64, error) {
 		}
 		ea += v * uint64(mem.Scale)
 	}
-	ea += uint64(mem.Disp)
+	ea += e.displacement(mem)
 	return ea & addrMask(e.inst.AddrSize), nil
+}
+
+// displacement is a memory operand's displacement as the address
+// computation adds it. x/arch's decoder keeps a 32-bit displacement
+// zero-extended, but with 64-bit addressing it is sign-extended (Intel SDM
+// Vol. 2A, 2.2.1.3): Linux reads its local APIC as [reg-0xa03000]. The
+// moffs forms of MOV (opcodes A0-A3) carry a full 64-bit address instead
+// (Vol. 2B, MOV), which must stay as decoded.
+func (e *Emulator) displacement(mem x86asm.Mem) uint64 {
+	if op := e.inst.Opcode >> 24; e.inst.AddrSize == 64 && (op < 0xa0 || op > 0xa3) {
+		return uint64(int64(int32(mem.Disp)))
+	}
+	return uint64(mem.Disp)
 }
 
 // segmentOf is the segment a memory operand uses: its override, else SS

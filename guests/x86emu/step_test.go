@@ -654,6 +654,39 @@ func TestStepExecuteFault(t *testing.T) {
 	}
 }
 
+// TestStepNegativeDisplacement64: Linux reads its local APIC through the
+// fixmap as MOV EAX, [RDI+disp32] with a negative disp32 and the register
+// offset in RDI; the decoder's zero-extended displacement must be
+// sign-extended, or the linear address misses the one the exit reports
+// (Intel gives it exactly) by 4 GiB.
+func TestStepNegativeDisplacement64(t *testing.T) {
+	disp := uint32(A & 0xffff_ffff) // A is within 2 GiB of the top: a negative disp32
+	for _, linearValid := range []bool{false, true} {
+		v := newEnv64(t)
+		v.cpu.gpr[rdi] = 0x20
+		v.dev.readVal = func(uint64, uint8) uint64 { return 0x1234_5678 }
+		v.load(cat([]byte{0x8b, 0x87}, le32(disp)))
+		f := vcpu.NPFExit{GPA: G + 0x20, Read: true, GuestLinear: A + 0x20, GuestLinearValid: linearValid}
+		if n, err := v.e.Step(v.cpu, v.mem, v.dev, f); err != nil || n != 6 {
+			t.Fatalf("linear address reported %v: %d, %v", linearValid, n, err)
+		}
+		if want := []devAccess{R(G+0x20, 4)}; !slices.Equal(v.dev.log, want) {
+			t.Errorf("linear address reported %v: device saw %v, want %v", linearValid, v.dev.log, want)
+		}
+		if v.cpu.gpr[rax] != 0x1234_5678 {
+			t.Errorf("RAX %#x after the read", v.cpu.gpr[rax])
+		}
+	}
+	// A moffs address is 64 bits wide and not sign-extended: MOV EAX,
+	// [0xfee00020] reads the identity-mapped APIC page.
+	v := newEnv64(t)
+	v.load(cat([]byte{0xa1}, le64(G+0x20)))
+	f := vcpu.NPFExit{GPA: G + 0x20, Read: true, GuestLinear: G + 0x20, GuestLinearValid: true}
+	if n, err := v.e.Step(v.cpu, v.mem, v.dev, f); err != nil || n != 9 {
+		t.Fatalf("moffs: %d, %v", n, err)
+	}
+}
+
 func TestStepGuestLinearCheck(t *testing.T) {
 	// Intel reports the guest linear address: it must match the operand.
 	v := newEnv64(t)

@@ -43,7 +43,6 @@
 
 #define PIC1_DATA	0x21		// 8259A master, OCW1 (interrupt mask)
 #define PIC2_DATA	0xa1		// 8259A slave
-#define COM1		0x3f8
 
 // EARLY_STACK is a few hundred bytes of the image's own first page: the
 // zero padding between the ELF section headers (ending near file offset
@@ -89,18 +88,13 @@ DATA github·com∕usbarmory∕tamago∕amd64·gdtptr+0x00(SB)/2, $(3*8-1)
 DATA github·com∕usbarmory∕tamago∕amd64·gdtptr+0x02(SB)/8, $·gdt<>(SB)
 GLOBL github·com∕usbarmory∕tamago∕amd64·gdtptr(SB), RODATA, $10
 
-DATA ·noRDRANDMsg<>+0x00(SB)/8, $"\r\ntamavi"
-DATA ·noRDRANDMsg<>+0x08(SB)/8, $"sor: thi"
-DATA ·noRDRANDMsg<>+0x10(SB)/8, $"s CPU ha"
-DATA ·noRDRANDMsg<>+0x18(SB)/8, $"s no RDR"
-DATA ·noRDRANDMsg<>+0x20(SB)/8, $"AND (CPU"
-DATA ·noRDRANDMsg<>+0x28(SB)/8, $"ID.1:ECX"
-DATA ·noRDRANDMsg<>+0x30(SB)/8, $"[30]), n"
-DATA ·noRDRANDMsg<>+0x38(SB)/8, $"eeded fo"
-DATA ·noRDRANDMsg<>+0x40(SB)/8, $"r entrop"
-DATA ·noRDRANDMsg<>+0x48(SB)/8, $"y; halte"
-DATA ·noRDRANDMsg<>+0x50(SB)/8, $"d.\r\n\x00\x00\x00\x00"
-GLOBL ·noRDRANDMsg<>(SB), RODATA, $0x58
+// On a CPU without RDRAND, common64 installs earlyIDT: gates for vectors
+// 0-6 of which only #UD (6) is present, handled by udRDRAND, until the
+// runtime installs its own IDT (hwinit1). earlyRandState is that
+// handler's generator state.
+GLOBL ·earlyIDT<>(SB), NOPTR, $112
+GLOBL ·earlyIDTR<>(SB), NOPTR, $16
+GLOBL ·earlyRandState<>(SB), NOPTR, $8
 
 TEXT ·getPC<>(SB),NOSPLIT|NOFRAME,$0
 	POPQ	AX
@@ -270,14 +264,66 @@ TEXT ·reloadCS<>(SB),NOSPLIT|NOFRAME,$0
 
 	CALL	sse_enable(SB)
 
-	// The Go runtime seeds its hash functions from RDRAND before any
-	// package code runs; without it the first instruction would be #UD.
+	// The Go runtime seeds its own generator (map hashes, scheduling)
+	// before any package code runs, through TamaGo's RDRAND reader
+	// (runtime/rand.go randinit; TamaGo amd64/rng.go, RDRAND EAX without a
+	// CPUID check), and the linker keeps other packages away from the
+	// runtime's alternative, startupRand. On a CPU without RDRAND
+	// (CPUID.1:ECX[30]) that RDRAND is emulated: a #UD handler, present
+	// until the runtime's exception handling replaces it in hwinit1,
+	// answers RDRAND EAX with numbers from the TSC and the RTC's clock
+	// mixed by SplitMix64, and CF set. This seed is no secret and needs
+	// to be none; random data for the hypervisor's own use comes from
+	// fillRandom (entropy.go), which warns on the console when it has no
+	// hardware source.
 	MOVL	$1, AX
 	XORL	CX, CX
 	CPUID
 	BTL	$30, CX
-	JCC	no_rdrand
+	JCS	enter_runtime
 
+	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, R8			// R8: the generator's state
+	// MC146818 RTC: seconds, minutes, hours, day, month, year (CMOS
+	// registers 0, 2, 4, 7, 8, 9; index port 70h, data port 71h).
+	MOVQ	$0x090807040200, R9	// the register numbers, one per byte
+	MOVL	$6, CX
+rtc_next:
+	MOVQ	R9, AX
+	MOVL	$0x70, DX
+	OUTB
+	MOVL	$0x71, DX
+	INB
+	MOVBQZX	AL, AX
+	SHLQ	$8, R8
+	XORQ	AX, R8
+	SHRQ	$8, R9
+	LOOP	rtc_next
+	MOVQ	R8, ·earlyRandState<>(SB)
+
+	// The #UD gate (Intel SDM Vol. 3A, 6.14.1, 64-bit IDT gate
+	// descriptors): offset 15:0, selector 0x08 (64-bit code), IST 0,
+	// type 0x8E (present, DPL 0, interrupt gate), offset 31:16, 63:32.
+	MOVQ	$·udRDRAND<>(SB), AX
+	MOVQ	$·earlyIDT<>(SB), DI
+	ADDQ	$(6*16), DI
+	MOVW	AX, 0(DI)
+	MOVW	$0x08, 2(DI)
+	MOVW	$0x8e00, 4(DI)
+	SHRQ	$16, AX
+	MOVW	AX, 6(DI)
+	SHRQ	$16, AX
+	MOVL	AX, 8(DI)
+	MOVL	$0, 12(DI)
+	MOVQ	$·earlyIDTR<>(SB), DI
+	MOVW	$(7*16-1), 0(DI)
+	MOVQ	$·earlyIDT<>(SB), AX
+	MOVQ	AX, 2(DI)
+	LIDT	(DI)
+
+enter_runtime:
 	MOVQ	runtime∕goos·RamStart(SB), SP
 	MOVQ	runtime∕goos·RamSize(SB), AX
 	MOVQ	runtime∕goos·RamStackOffset(SB), BX
@@ -285,27 +331,51 @@ TEXT ·reloadCS<>(SB),NOSPLIT|NOFRAME,$0
 	SUBQ	BX, SP
 	JMP	_rt0_tamago_start(SB)
 
-no_rdrand:
-	MOVQ	$·noRDRANDMsg<>(SB), SI
-next_char:
-	MOVB	(SI), AX
-	TESTB	AX, AX
-	JEQ	halt
-	MOVL	AX, BX
-	MOVL	$(COM1+5), DX		// line status: wait (bounded) for THRE
-	MOVL	$100000, CX
-wait_thre:
-	INB
-	TESTB	$0x20, AX
-	JNE	send
-	LOOP	wait_thre
-send:
-	MOVL	BX, AX
-	MOVL	$COM1, DX
-	OUTB
-	INCQ	SI
-	JMP	next_char
-halt:
+// udRDRAND handles #UD before the runtime's IDT exists, on a CPU without
+// RDRAND (see common64): the one instruction it emulates is RDRAND EAX
+// (0F C7 F0), which gets 32 bits of SplitMix64 output over the TSC, with
+// CF set and OF, SF, ZF, AF, PF clear, as RDRAND returns valid data (Intel
+// SDM Vol. 2B, RDRAND). Any other #UD halts, as it would have without an
+// IDT (a triple fault).
+TEXT ·udRDRAND<>(SB),NOSPLIT|NOFRAME,$0
+	// The frame: RIP, CS, RFLAGS, RSP, SS (no error code for #UD).
+	PUSHQ	DX
+	PUSHQ	BX
+	MOVQ	16(SP), BX		// the faulting RIP
+	MOVL	(BX), DX
+	ANDL	$0xffffff, DX
+	CMPL	DX, $0xf0c70f		// RDRAND EAX
+	JNE	ud_halt
+	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	·earlyRandState<>(SB), BX
+	MOVQ	$0x9e3779b97f4a7c15, DX	// SplitMix64: state += golden ratio
+	ADDQ	DX, BX
+	XORQ	AX, BX			// and the TSC
+	MOVQ	BX, ·earlyRandState<>(SB)
+	MOVQ	BX, AX			// its finalizer
+	MOVQ	AX, BX
+	SHRQ	$30, BX
+	XORQ	BX, AX
+	MOVQ	$0xbf58476d1ce4e5b9, DX
+	IMULQ	DX, AX
+	MOVQ	AX, BX
+	SHRQ	$27, BX
+	XORQ	BX, AX
+	MOVQ	$0x94d049bb133111eb, DX
+	IMULQ	DX, AX
+	MOVQ	AX, BX
+	SHRQ	$31, BX
+	XORQ	BX, AX
+	MOVL	AX, AX			// RDRAND EAX zero-extends into RAX
+	ADDQ	$3, 16(SP)		// past the instruction
+	ANDQ	$~0x8d4, 32(SP)		// RFLAGS: OF, SF, ZF, AF, PF clear
+	ORQ	$1, 32(SP)		// CF set: the data is valid
+	POPQ	BX
+	POPQ	DX
+	IRETQ
+ud_halt:
 	CLI
 	HLT
-	JMP	halt
+	JMP	ud_halt

@@ -22,6 +22,18 @@ import (
 //     triple fault, as -no-reboot does for QEMU.
 //   - magic_break disabled: XCHG BX,BX in a guest must not stop in the
 //     debugger, which would wait on its prompt forever.
+//   - memory: host equal to guest. With less host memory, Bochs (built
+//     with its "large ramfile") swaps 128 KiB blocks of guest RAM out to a
+//     temporary file once the machine has touched more than host MiB, and
+//     hands the freed buffer to another block. Before choosing a victim it
+//     checks only the TLBs and the VMCS pointer, not its cached stack page
+//     (espHostPtr) or fetch page pointers: a block still in use that way
+//     is reused, and the CPU goes on reading and writing the other block's
+//     memory. Seen: the hypervisor zeroing a 512 MiB guest's RAM at
+//     0x30000000 zeroed its own goroutine stack at 0x13048000, and the
+//     RET of memclr jumped to 0. The host array is allocated with new[]
+//     and never written whole, so Linux backs only what the machine
+//     touches.
 func bochsConfig(c *Config, com1, logFile string) (string, error) {
 	for what, p := range map[string]string{"ISO": c.ISO, "BIOS": c.BochsBIOS, "VGA BIOS": c.BochsVGABIOS, "serial file": com1, "log file": logFile} {
 		if strings.ContainsAny(p, "\"\n\r") {
@@ -31,9 +43,8 @@ func bochsConfig(c *Config, com1, logFile string) (string, error) {
 	if strings.ContainsAny(c.CPU, ", \"\n") {
 		return "", fmt.Errorf("emulator: Bochs CPU model %q is not a single model name", c.CPU)
 	}
-	host := 256 // MiB Bochs allocates up front; the rest comes on first touch
-	if c.MemoryMiB < host {
-		host = c.MemoryMiB
+	if c.MemoryMiB > BochsMaxMemoryMiB {
+		return "", fmt.Errorf("emulator: Bochs memory %d MiB is over %d MiB: Bochs 2.7 backs no more with host RAM, and swaps the rest to a file in a way that corrupts the machine's memory", c.MemoryMiB, BochsMaxMemoryMiB)
 	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -42,7 +53,7 @@ func bochsConfig(c *Config, com1, logFile string) (string, error) {
 	line(`romimage: file="%s"`, c.BochsBIOS)
 	line(`vgaromimage: file="%s"`, c.BochsVGABIOS)
 	line("cpu: model=%s, count=%d, ips=%d, reset_on_triple_fault=0", c.CPU, c.SMP, c.BochsIPS)
-	line("memory: guest=%d, host=%d", c.MemoryMiB, host)
+	line("memory: guest=%d, host=%d", c.MemoryMiB, c.MemoryMiB)
 	line(`ata0-slave: type=cdrom, path="%s", status=inserted`, c.ISO)
 	line("boot: cdrom")
 	line(`com1: enabled=1, mode=file, dev="%s"`, com1)

@@ -49,9 +49,13 @@ const (
 	BochsCPU = "corei7_skylake_x"
 
 	DefaultQEMUMemoryMiB = 2048
-	// DefaultBochsMemoryMiB gives Bochs a 4 GiB machine (3 GiB below the
-	// PCI hole); Bochs allocates the host side lazily.
-	DefaultBochsMemoryMiB = 4096
+	// DefaultBochsMemoryMiB gives Bochs a 2 GiB machine, all of it
+	// backed by host memory (bochsConfig explains why it must be).
+	DefaultBochsMemoryMiB = 2048
+	// BochsMaxMemoryMiB is the most host memory Bochs 2.7 accepts
+	// (its memory.host parameter ranges 1-2048 MiB), so the most guest
+	// memory it runs without swapping blocks to a file.
+	BochsMaxMemoryMiB = 2048
 	// DefaultBochsIPS is Bochs's own default. With clock sync=none emulated
 	// time advances with the instruction count, so the TSC runs at this
 	// rate and every fixed delay in the BIOS (its IDE probe timeout) costs
@@ -184,6 +188,9 @@ func (c *Config) validate() error {
 		}
 		if c.MemoryMiB == 0 {
 			c.MemoryMiB = DefaultBochsMemoryMiB
+		}
+		if c.MemoryMiB > BochsMaxMemoryMiB {
+			return fmt.Errorf("emulator: Bochs memory %d MiB is over %d MiB: Bochs 2.7 backs no more with host RAM, and swaps the rest to a file in a way that corrupts the machine's memory", c.MemoryMiB, BochsMaxMemoryMiB)
 		}
 		if c.CPU == "" {
 			c.CPU = BochsCPU

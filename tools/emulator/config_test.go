@@ -144,7 +144,7 @@ func TestBochsConfig(t *testing.T) {
 		`romimage: file="/usr/share/bochs/BIOS-bochs-latest"`,
 		`vgaromimage: file="/usr/share/vgabios/vgabios.bin"`,
 		"cpu: model=corei7_skylake_x, count=2, ips=4000000, reset_on_triple_fault=0",
-		"memory: guest=4096, host=256",
+		"memory: guest=2048, host=2048",
 		`ata0-slave: type=cdrom, path="/b/tamavisor.iso", status=inserted`,
 		"boot: cdrom",
 		`com1: enabled=1, mode=file, dev="/tmp/r/com1.txt"`,
@@ -173,7 +173,18 @@ func TestBochsConfig(t *testing.T) {
 	small.MemoryMiB = 128
 	rc, _ = bochsConfig(&small, "c", "l")
 	if !strings.Contains(rc, "memory: guest=128, host=128\n") {
-		t.Errorf("host memory not capped at the guest's:\n%s", rc)
+		t.Errorf("host memory is not the guest's:\n%s", rc)
+	}
+	// More guest than host memory makes Bochs swap blocks, which
+	// corrupts the machine's memory: refused, by validate and here.
+	big := c
+	big.MemoryMiB = BochsMaxMemoryMiB + 1024
+	if _, err := bochsConfig(&big, "c", "l"); err == nil || !strings.Contains(err.Error(), "2048 MiB") {
+		t.Errorf("%d MiB under Bochs: %v, want an error naming the %d MiB limit", big.MemoryMiB, err, BochsMaxMemoryMiB)
+	}
+	big.MemoryMiB = BochsMaxMemoryMiB + 1
+	if err := big.validate(); err == nil {
+		t.Errorf("validate accepted %d MiB for Bochs", big.MemoryMiB)
 	}
 
 	bad := c

@@ -47,7 +47,7 @@ func run() int {
 		accel       = flag.String("accel", "auto", "QEMU accelerator: auto (KVM where nested virtualization works, else TCG), kvm or tcg")
 		cpu         = flag.String("cpu", "", "CPU model (default: "+emulator.TCGCPU+" under TCG, host under KVM, "+emulator.BochsCPU+" for Bochs)")
 		smp         = flag.Int("smp", 0, "number of CPUs (default 1)")
-		mem         = flag.String("mem", "", "guest memory, e.g. 2G or 4096M (default 2G for QEMU, 4G for Bochs)")
+		mem         = flag.String("mem", "", "guest memory, e.g. 2G or 4096M (default 2G; Bochs takes at most 2G)")
 		kernel      = flag.String("kernel", "", "PVH ELF image booted with QEMU's -kernel")
 		iso         = flag.String("iso", "", "bootable ISO (GRUB)")
 		uefi        = flag.String("uefi", "", "raw UEFI disk image booted through OVMF (QEMU)")

@@ -297,9 +297,10 @@ func (l *LAPIC) DeliverINIT() bool {
 // DeliverSIPI delivers a start-up IPI. It counts only while the vCPU waits
 // for one (after INIT); otherwise it is ignored, as the second SIPI of the
 // INIT-SIPI-SIPI sequence is when the first one started the AP (SDM 8.4.4.1).
+// The BSP never waits for one (see TakeInitSIPI).
 func (l *LAPIC) DeliverSIPI(vector uint8) bool {
 	l.mu.Lock()
-	ok := l.hwEnabled() && (l.waitForSIPI || l.initPending) && !l.sipiPending
+	ok := l.hwEnabled() && (l.waitForSIPI || l.initPending && !l.bsp) && !l.sipiPending
 	if ok {
 		l.sipiPending = true
 		l.sipiVector = vector
@@ -314,8 +315,11 @@ func (l *LAPIC) DeliverSIPI(vector uint8) bool {
 //   - init true: an INIT arrived. The local APIC has already done its INIT
 //     reset (SDM 11.4.7.3: all registers but the ID and IA32_APIC_BASE
 //     back to their reset values, pending NMIs dropped); the run loop
-//     resets the vCPU's architectural state (SDM 9.1.1 Table 9-1) and
-//     keeps it stopped, waiting for a SIPI.
+//     resets the vCPU's architectural state (SDM 9.1.1 Table 9-1). An AP
+//     then waits for a SIPI; the BSP does not: after INIT "each logical
+//     processor examines its BSP flag" and the BSP runs the firmware at
+//     the reset vector (SDM 9.1), so for the BSP the INIT is a
+//     platform reset.
 //   - init false: a SIPI with sipiVector arrived while waiting; the vCPU
 //     starts in real mode at CS = sipiVector<<8, IP = 0 (SDM 8.4.4.1).
 //
@@ -328,7 +332,7 @@ func (l *LAPIC) TakeInitSIPI() (init bool, sipiVector uint8, ok bool) {
 		l.initPending = false
 		l.resetRegistersLocked()
 		l.nmiPending, l.extINTPending = false, false
-		l.waitForSIPI = true
+		l.waitForSIPI = !l.bsp
 		return true, 0, true
 	case l.sipiPending:
 		l.sipiPending = false
@@ -344,6 +348,16 @@ func (l *LAPIC) WaitingForSIPI() bool {
 	w := l.waitForSIPI
 	l.mu.Unlock()
 	return w
+}
+
+// StartupPending reports an INIT or SIPI that TakeInitSIPI has not yet
+// taken: the run loop's test for ending a halt, and for not entering the
+// guest with an INIT outstanding.
+func (l *LAPIC) StartupPending() bool {
+	l.mu.Lock()
+	p := l.initPending || l.sipiPending
+	l.mu.Unlock()
+	return p
 }
 
 // Deliver hands the APIC one interrupt message from the IOAPIC, an MSI or

@@ -335,6 +335,10 @@ func (l *LAPIC) HasTSCDeadline() bool { return l.guestTSC != nil && l.tscHz != 0
 // ID returns the initial APIC ID: the identity IPIs name as their source.
 func (l *LAPIC) ID() uint32 { return l.initialID }
 
+// BSP reports whether this is the bootstrap processor's APIC
+// (IA32_APIC_BASE.BSP, fixed by the VM's configuration).
+func (l *LAPIC) BSP() bool { return l.bsp }
+
 // Reset puts the APIC in its power-on state (see New) and drops pending
 // NMI, INIT and SIPI events.
 func (l *LAPIC) Reset() {

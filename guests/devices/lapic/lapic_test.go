@@ -823,3 +823,45 @@ func TestShorthandsAndX2APICGroup(t *testing.T) {
 		t.Errorf("x2APIC broadcast: %#x", got)
 	}
 }
+
+// TestINITToBSPAndStartupPending: after INIT the BSP does not wait for a
+// SIPI (it runs the firmware at the reset vector, SDM Vol. 3A 9.1) and
+// ignores SIPIs, while an AP waits; StartupPending shows an event until
+// TakeInitSIPI takes it.
+func TestINITToBSPAndStartupPending(t *testing.T) {
+	bsp := newRig(t, nil)
+	if !bsp.l.BSP() || bsp.l.StartupPending() {
+		t.Fatalf("BSP %v, pending %v after reset", bsp.l.BSP(), bsp.l.StartupPending())
+	}
+	bsp.l.DeliverINIT()
+	if bsp.l.DeliverSIPI(0x10) {
+		t.Error("the BSP took a SIPI after INIT")
+	}
+	if !bsp.l.StartupPending() {
+		t.Error("INIT not shown as pending")
+	}
+	if init, _, ok := bsp.l.TakeInitSIPI(); !ok || !init {
+		t.Fatalf("TakeInitSIPI on the BSP: init %v ok %v", init, ok)
+	}
+	if bsp.l.WaitingForSIPI() || bsp.l.StartupPending() {
+		t.Errorf("BSP after INIT: waiting %v, pending %v; want neither", bsp.l.WaitingForSIPI(), bsp.l.StartupPending())
+	}
+	if _, _, ok := bsp.l.TakeInitSIPI(); ok {
+		t.Error("the BSP got a second start-up event")
+	}
+
+	ap := newRig(t, func(c *Config) { c.BSP = false; c.ID = 1 })
+	if ap.l.BSP() {
+		t.Error("AP reports BSP")
+	}
+	ap.l.DeliverINIT()
+	if !ap.l.DeliverSIPI(0x9A) || !ap.l.StartupPending() {
+		t.Fatal("AP: SIPI after INIT not taken")
+	}
+	if init, _, _ := ap.l.TakeInitSIPI(); !init || !ap.l.WaitingForSIPI() || !ap.l.StartupPending() {
+		t.Fatal("AP: after INIT it must wait with the SIPI still pending")
+	}
+	if init, v, ok := ap.l.TakeInitSIPI(); init || !ok || v != 0x9A || ap.l.WaitingForSIPI() || ap.l.StartupPending() {
+		t.Errorf("AP SIPI: init %v vector %#x ok %v waiting %v", init, v, ok, ap.l.WaitingForSIPI())
+	}
+}
