@@ -6,7 +6,6 @@ import (
 	"embed"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 	"unsafe"
@@ -16,9 +15,7 @@ import (
 	"tamavisor/ept"
 	"tamavisor/guests"
 	"tamavisor/guests/crashkernel"
-	"tamavisor/guests/loader"
 	"tamavisor/guests/machine"
-	"tamavisor/guests/platform"
 	"tamavisor/guests/vcpu"
 	"tamavisor/runtime/pc"
 	"tamavisor/runtime/physmem"
@@ -36,6 +33,7 @@ type guestSpec struct {
 	initrd  string
 	cmdline string
 	memory  uint64
+	vcpus   int
 }
 
 var defaultGuests = map[string]guestSpec{
@@ -161,12 +159,13 @@ func newWallClock(m *hw.Machine) wallClock {
 
 func (w wallClock) Now() time.Time { return w.atBoot.Add(time.Duration(pc.Now() - w.boot)) }
 
-// startGuests runs the guests the command line names, one after the other
-// (tamavisor.guest=NAME[,NAME...]: testkernel, linux, none, or a crash
-// kernel: triplefault, garbage, wildjump), or the embedded default: Debian
-// when its kernel is in the image, else the test kernel. A guest that
-// fails stops alone; the next one starts on the same hypervisor.
-func startGuests(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, cmdline string) {
+// startGuests runs the guests tamavisor.guest=NAME[,NAME...] names on
+// the kernel command line, one after the other (testkernel, linux, none,
+// or a crash kernel: triplefault, garbage, wildjump), for the emulator
+// tests; a guest that fails stops alone and the next one starts on the
+// same hypervisor. Without that option the VM definitions run
+// (startVMs). It reports whether it took over.
+func startGuests(h *vmHost, cmdline string) bool {
 	var names []string
 	for _, f := range strings.Fields(cmdline) {
 		if v, ok := strings.CutPrefix(f, "tamavisor.guest="); ok {
@@ -174,22 +173,19 @@ func startGuests(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, cmd
 		}
 	}
 	if names == nil {
-		names = []string{"testkernel"}
-		if _, err := guestImages.Open("guestimages/vmlinuz"); err == nil {
-			names = []string{"linux"}
-		}
+		return false
 	}
-	clock := newWallClock(m)
 	go func() {
 		for _, name := range names {
 			if name == "none" {
 				continue
 			}
-			if err := runGuest(m, engine, phys, name, clock); err != nil {
+			if err := runGuest(h, name); err != nil {
 				fmt.Printf("tamavisor: guest %s not started: %v\n", name, err)
 			}
 		}
 	}()
+	return true
 }
 
 // guestKernel returns the kernel and initrd of a named guest.
@@ -212,69 +208,25 @@ func guestKernel(name string) (spec guestSpec, kernel, initrd []byte, err error)
 	return spec, kernel, initrd, nil
 }
 
-// runGuest builds one guest, runs it until it stops, and gives its memory
-// back.
-func runGuest(m *hw.Machine, engine guestEngine, phys *physmem.Allocator, name string, clock wallClock) error {
+// runGuest builds one guest from the embedded images, runs it until it
+// stops and gives its memory back (the tamavisor.guest= test path).
+func runGuest(h *vmHost, name string) error {
 	spec, kernel, initrd, err := guestKernel(name)
 	if err != nil {
 		return err
 	}
-	layout, err := platform.NewLayout(spec.memory, 1)
+	g, err := h.newGuest(guestConfig{spec: spec, kernel: kernel, initrd: initrd, console: os.Stdout})
 	if err != nil {
 		return err
 	}
-	pages := hostPages{phys}
-	hpa, err := pages.Alloc(spec.memory, 2<<20)
-	if err != nil {
-		return fmt.Errorf("%d MiB of guest RAM: %w", spec.memory>>20, err)
-	}
-	defer phys.Free(hpa, spec.memory)
-	registerGuestRAM(spec.name, hpa, spec.memory)
-	defer unregisterGuestRAM(spec.name)
-	ram := guests.NewRAM(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(hpa))), spec.memory), hpa)
-
-	npt, err := ept.New(m, pages, engine.TableConfig())
-	if err != nil {
-		return err
-	}
-	offset := uint64(0)
-	for _, r := range layout.RAM() {
-		if err := npt.Map(r.Start, hpa+offset, r.End-r.Start, ept.RWX, ept.WB); err != nil {
-			return fmt.Errorf("nested page tables: %w", err)
-		}
-		offset += r.End - r.Start
-	}
-	defer npt.Unmap(0, layout.RAM()[len(layout.RAM())-1].End)
-
-	vc, err := engine.NewVCPU(npt)
-	if err != nil {
-		return err
-	}
-	defer vc.Release()
-	mach, err := machine.New(machine.Config{Name: spec.name, RAM: ram, Layout: layout, Clock: hostClock{},
-		Now: clock.Now, Cycles: pc.Cycles, TSCHz: pc.TSCFrequency(), HostCPUID: m, Console: os.Stdout})
-	if err != nil {
-		return err
-	}
-	res, err := mach.Load(kernel, loader.Options{KernelName: spec.kernel, Cmdline: spec.cmdline, Initrd: initrd, InitrdName: spec.initrd})
-	if err != nil {
-		return err
-	}
-	v, err := mach.AddVCPU(vc, 0, &res.State)
-	if err != nil {
-		return err
-	}
-	v.ArmTimer = pc.ArmKick
-	v.AfterExit = pc.TakePendingInterrupts
-	fmt.Printf("tamavisor: vm %s: starting %s (%s, %d MiB, 1 vCPU, %s)\n", spec.name, spec.kernel, res.Format, spec.memory>>20, engine.Name())
-	go forwardConsoleInput(mach)
-	runVCPU(mach, v)
+	go forwardConsoleInput(g.mach)
+	g.Run()
 	return nil
 }
 
 // forwardConsoleInput gives the host console's keystrokes to the guest
-// while it runs (one guest at a time owns the console until the operator
-// shell exists).
+// while it runs (the tamavisor.guest= path, where no operator shell
+// runs).
 func forwardConsoleInput(mach *machine.Machine) {
 	var buf [64]byte
 	for mach.VM.State() != guests.Stopped {
@@ -295,49 +247,6 @@ func forwardConsoleInput(mach *machine.Machine) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// runVCPU runs a vCPU's loop as an ordinary goroutine. It is not locked
-// to a thread: on TamaGo there is one thread per CPU and no spare, so a
-// locked goroutine that sleeps (a halted guest) would leave the scheduler
-// asking for a thread that can not exist. The engine instead notices when
-// the goroutine resumes on another CPU between two entries and prepares
-// that CPU (svm.VCPU.Run, vmx.VCPU.Run); a world switch itself is never
-// interrupted.
-func runVCPU(mach *machine.Machine, v *guests.VCPU) {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	start, startCycles := pc.Now(), pc.Cycles()
-	err := v.Run()
-	wallCycles := pc.Cycles() - startCycles
-	runtime.ReadMemStats(&after)
-	pc.ArmKick(0)
-	mach.Console.Flush()
-	vm := mach.VM
-	reason, code, hasCode := vm.StopReason()
-	if err != nil {
-		reason = err.Error()
-	}
-	fmt.Printf("tamavisor: vm %s stopped after %.3f s: %s\n", vm.Name, float64(pc.Now()-start)/1e9, reason)
-	if hasCode {
-		fmt.Printf("tamavisor: vm %s exit code %d\n", vm.Name, code)
-	}
-	exits := vm.Stats.TotalExits()
-	fmt.Printf("tamavisor: vm %s exits %d:%s\n", vm.Name, exits, exitBreakdown(vm))
-	// Heap allocations are the whole hypervisor's over the guest's run
-	// (the console forwarder included), so the per-exit figure is an
-	// upper bound for the exit path's own.
-	allocs := after.Mallocs - before.Mallocs
-	perExit, share := 0.0, 0.0
-	if exits > 0 {
-		perExit = float64(allocs) / float64(exits)
-	}
-	if wallCycles > 0 {
-		share = 100 * float64(vm.Stats.HandlerCycles.Load()) / float64(wallCycles)
-	}
-	fmt.Printf("tamavisor: vm %s stats: exits=%d heap-allocs=%d heap-allocs-per-exit=%.4f handler-share-pct=%.2f wall-s=%.3f\n",
-		vm.Name, exits, allocs, perExit, share, float64(pc.Now()-start)/1e9)
-	fmt.Println("tamavisor: the hypervisor keeps running")
 }
 
 func exitBreakdown(vm *guests.VM) string {

@@ -128,7 +128,10 @@ func main() {
 		if err := pc.CalibrateKickTimer(bsp); err != nil {
 			fmt.Printf("tamavisor: warning: %v; guests that spin without exiting can not be preempted\n", err)
 		}
-		startGuests(m, engine, phys, info.CmdLine)
+		h := &vmHost{m: m, engine: engine, phys: phys, clock: newWallClock(m)}
+		if !startGuests(h, info.CmdLine) {
+			startVMs(h, info)
+		}
 	}
 	select {}
 }

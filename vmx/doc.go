@@ -26,6 +26,11 @@
 //   - engine_tamago.go and worldswitch_amd64.s: VMXON per CPU, the VMCS
 //     per vCPU, and the world switch.
 //
+// The engine needs EPT. It uses "unrestricted guest" where the processor
+// has it (guests in real mode and with paging off); without it, guests
+// that start and stay in paged mode still run, and a vCPU in a state that
+// needs the control is refused by name (Guest.Refusal) rather than entered.
+//
 // The goroutine running a vCPU is not locked to a thread (boot/guest.go
 // runVCPU says why) and may resume on another CPU between two runs, while a
 // VMCS may be active on one CPU only. So every run, from VMPTRLD through

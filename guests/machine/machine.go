@@ -21,6 +21,7 @@ package machine
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"tamavisor/drivers/hw"
@@ -66,8 +67,20 @@ type Config struct {
 	// HostCPUID is the processor the CPUID policy starts from.
 	HostCPUID hw.CPUID
 	// Console is where the hypervisor prints: the guest's serial output
-	// goes there line by line, prefixed with its name.
+	// goes there line by line, prefixed with its name, unless Serial is
+	// set.
 	Console io.Writer
+	// Serial, when set, receives the guest's serial output byte for byte
+	// (the operator shell's port for this VM, which an operator can
+	// attach to); Flush runs when the guest idles, so a prompt without a
+	// newline shows.
+	Serial SerialPort
+}
+
+// SerialPort is a raw byte sink for the guest's COM1.
+type SerialPort interface {
+	io.Writer
+	Flush()
 }
 
 // Machine is an assembled guest PC.
@@ -81,22 +94,34 @@ type Machine struct {
 	PIT     *pit.PIT
 	Router  *irq.Router
 	APICs   lapic.Group
+	// PM is the ACPI power-management block (the power button).
+	PM *pmtimer.PM
 	// PoweredOff is set when the guest powered off through ACPI, before
 	// the VM stops: read it once VM.State() is Stopped.
 	PoweredOff bool
+	// ResetRequested is set when the guest asked for a reset (i8042,
+	// port CF9, INIT to the boot vCPU), before the VM stops.
+	ResetRequested atomic.Bool
 
 	cfg   Config
 	vcpus []*guests.VCPU // by index = APIC ID = position in APICs.APICs
 }
 
 // consoleSink adapts the UART's byte output to the guest console.
-type consoleSink struct{ c *guests.Console }
+type consoleSink struct{ c io.Writer }
 
 func (s consoleSink) WriteByte(b byte) error {
 	var one [1]byte
 	one[0] = b
 	s.c.Write(one[:])
 	return nil
+}
+
+// PowerButton presses the guest's ACPI power button: a guest with ACPI
+// shuts down cleanly and powers off.
+func (m *Machine) PowerButton() {
+	m.PM.PowerButton()
+	m.VM.Wake()
 }
 
 // New builds the machine's devices and ACPI tables in guest memory.
@@ -111,6 +136,10 @@ func New(cfg Config) (*Machine, error) {
 		vcpus: make([]*guests.VCPU, 0, cfg.Layout.VCPUs)}
 	m.APICs.Kick = m.wake
 	vm.Idle = m.Console.FlushIdle
+	var serialOut io.Writer = m.Console
+	if cfg.Serial != nil {
+		serialOut, vm.Idle = cfg.Serial, cfg.Serial.Flush
+	}
 
 	m.IOAPIC = ioapic.New(ioapic.DefaultBase, 0, &m.APICs)
 	// The PIC's INTR reaches the BSP only (its LINT0, see AddVCPU).
@@ -118,7 +147,7 @@ func New(cfg Config) (*Machine, error) {
 	m.Router = irq.NewRouter(m.PIC, m.IOAPIC)
 
 	var err error
-	if m.UART, err = uart.New(uart.Config{Base: uart.COM1Base, IRQ: irqCOM1, Lines: m.Router, Output: consoleSink{m.Console}}); err != nil {
+	if m.UART, err = uart.New(uart.Config{Base: uart.COM1Base, IRQ: irqCOM1, Lines: m.Router, Output: consoleSink{serialOut}}); err != nil {
 		return nil, err
 	}
 	if m.PIT, err = pit.New(pit.Config{Clock: cfg.Clock, Lines: m.Router, IRQ: irqPIT}); err != nil {
@@ -137,7 +166,8 @@ func New(cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	reset := func() { vm.Stop("reset requested by the guest") }
+	m.PM = pm
+	reset := func() { m.ResetRequested.Store(true); vm.Stop("reset requested by the guest") }
 	kbd := i8042.New(i8042.Config{Reset: reset, Lines: m.Router, KbdIRQ: irqKbd, AuxIRQ: irqAux})
 	exit, err := debugexit.New(vm.ExitWithCode)
 	if err != nil {

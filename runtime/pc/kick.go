@@ -4,6 +4,7 @@ package pc
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"tamavisor/drivers/lapic"
@@ -46,6 +47,7 @@ func CalibrateKickTimer(l *lapic.LAPIC) error {
 		return fmt.Errorf("kick timer: the local APIC timer ran out or did not run during calibration")
 	}
 	lapicTimerHz = uint64(0xffffffff-left) * uint64(time.Second) / uint64(elapsed)
+	kickReady[l.ID()&0xff].Store(true)
 	if lapicTimerHz == 0 {
 		return fmt.Errorf("kick timer: the local APIC timer does not count")
 	}
@@ -66,6 +68,7 @@ func ArmKick(deadline int64) {
 		l.SetTimerInitialCount(0)
 		return
 	}
+	prepareKickTimerHere(l)
 	d := deadline - nanotime()
 	if d < 1000 {
 		d = 1000 // already due: fire at once, after the entry
@@ -86,3 +89,27 @@ func Now() int64 { return nanotime() }
 
 // Cycles reads the TSC.
 func Cycles() uint64 { return rdtsc() }
+
+// kickReady marks the CPUs (by APIC ID) whose local APIC is set up for
+// the kick timer. CalibrateKickTimer sets up the boot CPU's; every other
+// CPU's APIC comes out of INIT software-disabled (SDM Vol. 3A 11.4.7.2:
+// LVT entries masked) and is set up the first time a vCPU arms the timer
+// there: vCPU goroutines move between CPUs.
+var kickReady [256]atomic.Bool
+
+// prepareKickTimerHere enables this CPU's local APIC for the kick timer,
+// once. A goroutine that moved to another CPU between reading the APIC ID
+// and the setup leaves the mark unset, so the setup runs again there.
+func prepareKickTimerHere(l *lapic.LAPIC) {
+	id := l.ID() & 0xff
+	if kickReady[id].Load() {
+		return
+	}
+	if l.SoftwareEnable(0xff) != nil || l.SetTimerDivide(1) != nil {
+		return
+	}
+	l.SetTPR(0)
+	if l.ID()&0xff == id {
+		kickReady[id].Store(true)
+	}
+}

@@ -92,7 +92,14 @@ func measureLinuxSVM(ctx context.Context, e *env) ([]figure, error) {
 func linuxUnderTamavisor(ctx context.Context, e *env, image string) (linuxSample, error) {
 	cfg := bootTCG(image)
 	cfg.ExtraArgs = []string{"-append", "tamavisor.guest=linux"}
-	cfg.Timeout = e.linuxTimeout
+	return linuxRun(ctx, cfg, e.linuxTimeout)
+}
+
+// linuxRun boots cfg, whose hypervisor starts the Linux guest, waits for
+// the guest's shell prompt, types poweroff, and reads the hypervisor's
+// report of the run; timeout bounds the emulator run and each wait.
+func linuxRun(ctx context.Context, cfg emulator.Config, timeout time.Duration) (linuxSample, error) {
+	cfg.Timeout = timeout
 	m, err := emulator.Start(ctx, cfg)
 	if err != nil {
 		return linuxSample{}, err
@@ -102,7 +109,7 @@ func linuxUnderTamavisor(ctx context.Context, e *env, image string) (linuxSample
 		return linuxSample{}, fmt.Errorf("%w\nconsole:\n%s\nemulator diagnostics:\n%s", err, r.Console, r.Diagnostics)
 	}
 	notStarted := "tamavisor: guest linux not started"
-	toPrompt, err := m.WaitUntil("the Linux guest's shell prompt", e.linuxTimeout, func(console string) (int, bool) {
+	toPrompt, err := m.WaitUntil("the Linux guest's shell prompt", timeout, func(console string) (int, bool) {
 		if i := strings.Index(console, linuxPrompt); i >= 0 {
 			return i + len(linuxPrompt) - 1, true
 		}
@@ -118,7 +125,7 @@ func linuxUnderTamavisor(ctx context.Context, e *env, image string) (linuxSample
 	if err := m.Type("poweroff\n"); err != nil {
 		return fail(err)
 	}
-	if _, err := m.WaitUntil("the report after poweroff", e.linuxTimeout, func(console string) (int, bool) {
+	if _, err := m.WaitUntil("the report after poweroff", timeout, func(console string) (int, bool) {
 		i := strings.Index(console[min(mark, len(console)):], vmlog.KeepsRunning)
 		return mark + i + len(vmlog.KeepsRunning), i >= 0
 	}); err != nil {

@@ -11,6 +11,7 @@
 //	go run ./tools/bench -only boot-tcg  one of them
 //	go run ./tools/bench -reps 9         more repetitions per sample
 //	go run ./tools/bench -linux-reps 5   more Linux boots each way
+//	go run ./tools/bench -only linux-vmx-bochs   Debian under VT-x in Bochs
 package main
 
 import (
@@ -46,7 +47,11 @@ type env struct {
 	// under tamavisor): about 15 s of emulation per pair here.
 	linuxReps    int
 	linuxTimeout time.Duration // per emulator run with the Linux guest
-	logf         func(format string, args ...any)
+	// vmxReps and vmxTimeout are the Bochs runs of the Linux guest under
+	// the VT-x engine, minutes each.
+	vmxReps    int
+	vmxTimeout time.Duration
+	logf       func(format string, args ...any)
 }
 
 // measurement is one group of figures measured together.
@@ -69,6 +74,12 @@ var measurements = []measurement{
 			"kernel booted directly by QEMU TCG; VM exits and exit-path figures of the guest's run to poweroff",
 		run: measureLinuxSVM,
 	},
+	{
+		name: "linux-vmx-bochs",
+		about: "Debian's kernel to its shell prompt and poweroff as tamavisor's guest under Bochs with Intel VT-x " +
+			"(corei7_skylake_x): VM exits by reason and exit-path figures of one run (minutes of emulation)",
+		run: measureLinuxVMX,
+	},
 }
 
 func main() {
@@ -81,6 +92,8 @@ func main() {
 		marker  = flag.String("image-marker", imageMarker, "console text that ends the image's boot")
 		lreps   = flag.Int("linux-reps", 3, "Linux guest boots each way (the median is reported)")
 		ltime   = flag.Duration("linux-timeout", 5*time.Minute, "limit for each emulator run with the Linux guest")
+		vreps   = flag.Int("vmx-reps", 1, "Bochs runs of the Linux guest under VT-x (the median is reported)")
+		vtime   = flag.Duration("vmx-timeout", 20*time.Minute, "limit for each Bochs run with the Linux guest")
 	)
 	flag.Parse()
 	if *list {
@@ -89,15 +102,15 @@ func main() {
 		}
 		return
 	}
-	if *reps < 1 || *lreps < 1 {
-		fatalf("-reps %d, -linux-reps %d: need at least one run", *reps, *lreps)
+	if *reps < 1 || *lreps < 1 || *vreps < 1 {
+		fatalf("-reps %d, -linux-reps %d, -vmx-reps %d: need at least one run", *reps, *lreps, *vreps)
 	}
 	selected, err := selectMeasurements(*only)
 	if err != nil {
 		fatalf("%v", err)
 	}
 	e := &env{build: *build, reps: *reps, timeout: *timeout, imageMarker: *marker,
-		linuxReps: *lreps, linuxTimeout: *ltime, logf: func(format string, args ...any) {
+		linuxReps: *lreps, linuxTimeout: *ltime, vmxReps: *vreps, vmxTimeout: *vtime, logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 		}}
 	failed := false

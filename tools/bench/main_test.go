@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -119,5 +122,61 @@ func TestMedianSample(t *testing.T) {
 	}
 	if samples[0].run.Exits != 900 {
 		t.Error("medianSample reordered its input")
+	}
+}
+
+// TestVMXFigures: the VT-x figures come from the hypervisor's report of
+// the Linux guest's run, the breakdown by reason adding up to the total.
+func TestVMXFigures(t *testing.T) {
+	console := "tamavisor: vm debian: starting vmlinuz (bzImage, 512 MiB, 1 vCPU, Intel VT-x)\n" +
+		"[debian] $ \n" +
+		"tamavisor: vm debian stopped after 80.500 s: powered off (ACPI S5)\n" +
+		"tamavisor: vm debian exits 1000: cpuid=100 io=700 hlt=200\n" +
+		"tamavisor: vm debian stats: exits=1000 heap-allocs=5 heap-allocs-per-exit=0.0050 handler-share-pct=12.50 wall-s=80.500\n" +
+		vmlog.KeepsRunning + "\n"
+	run := vmlog.Find(vmlog.Parse(console), "debian")
+	if run == nil {
+		t.Fatal("no run parsed")
+	}
+	got := map[string]float64{}
+	for _, f := range vmxFigures(linuxSample{toPrompt: 3 * time.Minute, run: run}) {
+		got[f.name] = f.value
+	}
+	want := map[string]float64{
+		"linux_boot_seconds_vmx_bochs": 180, "exits_per_linux_boot_vmx": 1000,
+		"exits_per_linux_boot_vmx_cpuid": 100, "exits_per_linux_boot_vmx_io": 700, "exits_per_linux_boot_vmx_hlt": 200,
+		"heap_allocs_per_exit_vmx": 0.005, "exit_handling_share_vmx_pct": 12.5,
+	}
+	if len(got) != len(want) {
+		t.Errorf("figures %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+// TestLinuxISO: the ISO bench boots under Bochs holds the image and a GRUB
+// entry starting the Linux guest.
+func TestLinuxISO(t *testing.T) {
+	if _, err := exec.LookPath("grub-mkrescue"); err != nil {
+		t.Skip("grub-mkrescue is not installed (make deps)")
+	}
+	dir := t.TempDir()
+	image := filepath.Join(dir, "image.elf")
+	if err := os.WriteFile(image, []byte("not really an ELF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iso, err := linuxISO(image, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(iso)
+	if err != nil || len(b) < 1<<20 {
+		t.Fatalf("ISO %s: %d bytes, %v", iso, len(b), err)
+	}
+	if !bytes.Contains(b, []byte("multiboot2 /boot/tamavisor.elf tamavisor.guest=linux")) || !bytes.Contains(b, []byte("not really an ELF")) {
+		t.Error("the ISO lacks the GRUB entry or the image")
 	}
 }

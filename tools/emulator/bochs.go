@@ -7,8 +7,9 @@ import (
 	"sync"
 )
 
-// bochsConfig writes the bochsrc for a run. com1 and logFile are paths in
-// the run's temporary directory.
+// bochsConfig writes the bochsrc for a run. com1 is the serial file in the
+// run's temporary directory, or with BochsTerminal the pseudo-terminal's
+// device; logFile is in the temporary directory.
 //
 // Each line is there for a measured reason (Bochs 2.7, Debian):
 //   - Debian's build has no "nogui" display; RFB with timeout=0 starts
@@ -23,7 +24,7 @@ import (
 //   - magic_break disabled: XCHG BX,BX in a guest must not stop in the
 //     debugger, which would wait on its prompt forever.
 //   - memory: host equal to guest. With less host memory, Bochs (built
-//     with its "large ramfile") swaps 128 KiB blocks of guest RAM out to a
+//     with its "large ramfile") swaps blocks of guest RAM out to a
 //     temporary file once the machine has touched more than host MiB, and
 //     hands the freed buffer to another block. Before choosing a victim it
 //     checks only the TLBs and the VMCS pointer, not its cached stack page
@@ -56,7 +57,13 @@ func bochsConfig(c *Config, com1, logFile string) (string, error) {
 	line("memory: guest=%d, host=%d", c.MemoryMiB, c.MemoryMiB)
 	line(`ata0-slave: type=cdrom, path="%s", status=inserted`, c.ISO)
 	line("boot: cdrom")
-	line(`com1: enabled=1, mode=file, dev="%s"`, com1)
+	mode := "file"
+	if c.BochsTerminal {
+		// Bochs opens the device and sets it raw (iodev/serial.cc,
+		// mode "term"): bytes pass unchanged both ways.
+		mode = "term"
+	}
+	line(`com1: enabled=1, mode=%s, dev="%s"`, mode, com1)
 	line("clock: sync=none, time0=utc")
 	line("panic: action=fatal")
 	line("error: action=report")

@@ -102,6 +102,12 @@ type Config struct {
 	// then not captured.
 	Interactive bool
 
+	// BochsTerminal (Bochs only, not interactive) puts COM1 on a
+	// pseudo-terminal instead of a file, so that Type reaches the
+	// machine: Bochs's file mode only writes. The console then comes from
+	// the terminal as Bochs writes it.
+	BochsTerminal bool
+
 	// Echo, when set, receives the console output as it arrives, with
 	// terminal escape sequences removed (runvm uses it to stream a
 	// non-interactive run).
@@ -186,6 +192,9 @@ func (c *Config) validate() error {
 		if c.IOMMU != IOMMUNone {
 			return errors.New("emulator: Bochs emulates no IOMMU")
 		}
+		if c.BochsTerminal && c.Interactive {
+			return errors.New("emulator: an interactive Bochs run shows its console on this terminal; BochsTerminal is for runs that type through Type")
+		}
 		if c.MemoryMiB == 0 {
 			c.MemoryMiB = DefaultBochsMemoryMiB
 		}
@@ -198,8 +207,13 @@ func (c *Config) validate() error {
 		if c.BochsIPS == 0 {
 			c.BochsIPS = DefaultBochsIPS
 		}
-	} else if c.MemoryMiB == 0 {
-		c.MemoryMiB = DefaultQEMUMemoryMiB
+	} else {
+		if c.BochsTerminal {
+			return errors.New("emulator: BochsTerminal is a Bochs setting")
+		}
+		if c.MemoryMiB == 0 {
+			c.MemoryMiB = DefaultQEMUMemoryMiB
+		}
 	}
 	setDefault(&c.QEMUBinary, DefaultQEMUBinary)
 	setDefault(&c.BochsBinary, DefaultBochsBinary)

@@ -51,11 +51,13 @@ type Machine struct {
 	accel       Accel
 	accelReason string
 	tmp         string
-	comFile     string // Bochs's serial output file
+	comFile     string // Bochs's serial output file, or its terminal device
 	logFile     string // Bochs's log
+	// ptyMaster and ptySlave are COM1's pseudo-terminal with BochsTerminal.
+	ptyMaster, ptySlave *os.File
 
 	cmd    *exec.Cmd
-	stdin  io.WriteCloser // QEMU's standard input: COM1's receive side
+	stdin  io.WriteCloser // COM1's receive side: QEMU's standard input, or Bochs's terminal
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
@@ -246,6 +248,11 @@ func (m *Machine) prepareBochs() error {
 		return err
 	}
 	m.comFile = filepath.Join(m.tmp, "com1.txt")
+	if c.BochsTerminal {
+		if m.ptyMaster, m.ptySlave, m.comFile, err = openPTY(); err != nil {
+			return err
+		}
+	}
 	m.logFile = filepath.Join(m.tmp, "bochs.log")
 	rc, err := bochsConfig(c, m.comFile, m.logFile)
 	if err != nil {
@@ -262,8 +269,10 @@ func (m *Machine) prepareBochs() error {
 	}
 	// Bochs creates the serial file when the guest first writes; an empty
 	// one lets the tail start at once.
-	if err := os.WriteFile(m.comFile, nil, 0o644); err != nil {
-		return err
+	if !c.BochsTerminal {
+		if err := os.WriteFile(m.comFile, nil, 0o644); err != nil {
+			return err
+		}
 	}
 	prefix, reason := isolatingPrefix()
 	c.logf("emulator: %s", reason)
@@ -296,10 +305,14 @@ func (m *Machine) launch() error {
 		m.stdin = stdin
 	default:
 		// Bochs's console is a file, followed by tail (onto the terminal
-		// when interactive); what Bochs prints itself is diagnostics.
+		// when interactive), or a pseudo-terminal read as it comes; what
+		// Bochs prints itself is diagnostics.
 		cmd.Stdout, cmd.Stderr = &m.diag, &m.diag
 		if c.Interactive && c.Echo == nil {
 			c.Echo = os.Stdout
+		}
+		if m.ptyMaster != nil {
+			m.stdin = m.ptyMaster
 		}
 	}
 	if ownGroup {
@@ -331,9 +344,12 @@ func (m *Machine) launch() error {
 		m.mu.Unlock()
 		close(waited)
 	}()
-	if c.Emulator == Bochs {
+	switch {
+	case m.ptyMaster != nil:
+		go m.readTerminal(waited)
+	case c.Emulator == Bochs:
 		go m.tail(waited)
-	} else {
+	default:
 		go func() { <-waited; close(m.exited) }()
 	}
 	return nil
@@ -386,6 +402,39 @@ func (m *Machine) tail(waited <-chan struct{}) {
 				m.appendConsole(buf[:n])
 			}
 		case <-tick.C:
+		}
+	}
+}
+
+// terminalDrain is how long the terminal is read after Bochs has ended:
+// what it wrote last is in the terminal's buffer by then.
+const terminalDrain = 200 * time.Millisecond
+
+// readTerminal reads COM1's pseudo-terminal until Bochs has ended and the
+// terminal is drained. The slave stays open meanwhile (openPTY), so reads
+// block rather than fail while Bochs has not opened it yet.
+func (m *Machine) readTerminal(waited <-chan struct{}) {
+	defer close(m.exited)
+	go func() {
+		<-waited
+		m.ptyMaster.SetReadDeadline(time.Now().Add(terminalDrain))
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := m.ptyMaster.Read(buf)
+		if n > 0 {
+			m.appendConsole(buf[:n])
+		}
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				select {
+				case <-waited:
+				default:
+					m.diag.Write([]byte("emulator: reading the serial terminal: " + err.Error() + "\n"))
+					<-waited
+				}
+			}
+			return
 		}
 	}
 }
@@ -505,9 +554,10 @@ func (m *Machine) WaitUntil(what string, timeout time.Duration, found func(conso
 	}
 }
 
-// ErrNoInput says that a run has no input Type could write to: Bochs (its
-// serial port is a file) or interactive QEMU (the terminal types).
-var ErrNoInput = errors.New("emulator: this run takes no typed input (only non-interactive QEMU does)")
+// ErrNoInput says that a run has no input Type could write to: Bochs
+// without BochsTerminal (its serial port is a file) or interactive QEMU
+// (the terminal types).
+var ErrNoInput = errors.New("emulator: this run takes no typed input (only non-interactive QEMU, and Bochs with BochsTerminal, do)")
 
 // Type writes text to the serial console's receive side, as if typed on a
 // terminal attached to COM1: a guest's shell gets "\n" as Enter. QEMU
@@ -584,6 +634,11 @@ func (m *Machine) collect() *Result {
 }
 
 func (m *Machine) removeTemp() {
+	for _, f := range []*os.File{m.ptyMaster, m.ptySlave} {
+		if f != nil {
+			f.Close()
+		}
+	}
 	if m.tmp != "" {
 		os.RemoveAll(m.tmp)
 	}

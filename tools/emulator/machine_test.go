@@ -283,3 +283,56 @@ func TestTypeRefusedWithoutInput(t *testing.T) {
 		t.Errorf("Type into Bochs: %v, want ErrNoInput", err)
 	}
 }
+
+// TestMachineBochsTerminal checks that with BochsTerminal COM1 is a
+// pseudo-terminal named in the bochsrc (mode=term), that what the machine
+// writes there is the console, including what it wrote just before it
+// ended, and that Type reaches it.
+func TestMachineBochsTerminal(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"bios", "vgabios", "t.iso"} {
+		mustWrite(t, filepath.Join(dir, f), "x")
+	}
+	// As Bochs does, the fake opens the device and makes it raw.
+	script := fakeEmulator(t, `
+while [ "$1" != "-f" ]; do shift; done
+com=$(sed -n 's/^com1: enabled=1, mode=term, dev="\(.*\)"$/\1/p' "$2")
+[ -c "$com" ] || { echo "no terminal in the bochsrc" >&2; exit 9; }
+exec 3<>"$com"
+stty -F "$com" raw -echo
+printf 'login: ' >&3
+read -r line <&3
+printf 'got [%s]\n' "$line" >&3
+printf 'bye\n' >&3
+exit 0
+`)
+	cfg := Config{Emulator: Bochs, ISO: filepath.Join(dir, "t.iso"), BochsBinary: script, BochsTerminal: true,
+		BochsBIOS: filepath.Join(dir, "bios"), BochsVGABIOS: filepath.Join(dir, "vgabios"), Timeout: 20 * time.Second}
+	m, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !strings.Contains(m.BochsRC(), `com1: enabled=1, mode=term, dev="/dev/pts/`) {
+		t.Errorf("bochsrc has no terminal COM1:\n%s", m.BochsRC())
+	}
+	if _, err := m.WaitFor("login: ", 10*time.Second); err != nil {
+		t.Fatalf("%v (console %q, diagnostics %q)", err, m.Console(), m.Close().Diagnostics)
+	}
+	if err := m.Type("root\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the fake did not end after its input (console %q)", m.Console())
+	}
+	r := m.Close()
+	if r.Console != "login: got [root]\nbye\n" || r.ExitCode != 0 {
+		t.Errorf("console %q (exit %d, diagnostics %q)", r.Console, r.ExitCode, r.Diagnostics)
+	}
+	cfg.Interactive = true
+	if _, err := Start(context.Background(), cfg); err == nil {
+		t.Error("BochsTerminal with an interactive run was accepted")
+	}
+}

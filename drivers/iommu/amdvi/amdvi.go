@@ -70,6 +70,14 @@
 // restarts the log after an overflow, reporting the lost records as one
 // Fault with Code 0 (no event has code 0).
 //
+// QEMU before 10.1 blocks the access but writes no event record, whatever
+// the driver does: its amdvi_log_event (hw/i386/amd_iommu.c) tests
+// EventOverflow as amdvi_readq(s, AMDVI_MMIO_STATUS) | EVT_OVF, which is
+// never 0, and returns before writing. Upstream fixed that in 2025 ("Fix
+// event log generation"), with the two faults behind it: the unit never
+// moved the Tail Pointer register and took the log as full after as many
+// bytes as it has entries. There, DrainFaults reports nothing.
+//
 // The unit's own PCI function is not covered (Covers is false for it):
 // its table walks and log writes do not go through its own translation,
 // and firmware lists it in the IVHD anyway (QEMU does).
@@ -298,6 +306,13 @@ func (u *Unit) Enable() error {
 	u.mem.Write64(u.completion, 0)
 	u.seq = 0
 
+	// Status first: QEMU since 10.1 (hw/i386/amd_iommu.c,
+	// amdvi_handle_evtbase_write) ignores an Event Log Base write while
+	// EventLogInt is set, which a previous owner that used the event
+	// interrupt may have left; the unit would go on logging into that
+	// owner's memory. Clearing the write-1-to-clear bits with the log
+	// stopped is what the restart procedure does anyway (#48882 2.5).
+	u.w64(regStatus, statusEventOverflow|statusEventLogInt|statusComWaitInt)
 	u.w64(regDevTabBase, u.devTab|devTabSizeField)
 	u.w64(regCmdBufBase, u.cmdBuf|ringLenField)
 	u.w64(regCmdBufHead, 0)
@@ -310,7 +325,6 @@ func (u *Unit) Enable() error {
 	// devices with EX = 1, or for all with Allow = 1.
 	u.w64(regExclBase, 0)
 	u.w64(regExclLimit, 0)
-	u.w64(regStatus, statusEventOverflow|statusEventLogInt|statusComWaitInt)
 
 	u.w64(regControl, u.controlDefaults()|ctrlCmdBufEn|ctrlEventLogEn|ctrlIommuEn)
 	u.enabled, u.logSet = true, true

@@ -314,6 +314,34 @@ func TestEnableTakesOverFromFirmware(t *testing.T) {
 	}
 }
 
+// A previous owner left EventLogInt set and its own event log in place.
+// On a unit that then ignores Event Log Base writes (QEMU since 10.1),
+// Enable must clear the status before programming the log, or the unit
+// keeps writing records into the previous owner's memory.
+func TestEnableClearsEventLogIntBeforeLogBase(t *testing.T) {
+	e := qemuEnv(t)
+	f := e.fake
+	f.qemuEvtBase = true
+	oldLog := uint64(ramBase + ramSize - ringBytes)
+	f.regs[regControl] = ctrlIommuEn | ctrlEventLogEn | 1<<3 // EventIntEn
+	f.regs[regEventLogBase] = oldLog | ringLenField
+	f.regs[regEventLogHead], f.regs[regEventLogTail] = 0x30, 0x30
+	f.w1c = statusEventLogInt
+	e.enable()
+	if got, want := f.regs[regEventLogBase], e.unit.eventLog|ringLenField; got != want {
+		t.Fatalf("Event Log Base = %#x, want %#x (the write was ignored)", got, want)
+	}
+	e.wantBlocked(0x00f8, 0x7000, true)
+	if lo := e.ram.Read64(oldLog + 0x30); lo != 0 {
+		t.Errorf("record %#x written into the previous owner's log", lo)
+	}
+	faults := e.drain()
+	if len(faults) != 1 || faults[0].Address != 0x7000 || !faults[0].Write || faults[0].Source != src(0, 0x1f, 0) {
+		t.Errorf("faults %+v", faults)
+	}
+	e.noViolations()
+}
+
 func TestEnableStopTimeout(t *testing.T) {
 	v := qemuIVRS(t)
 	e := newEnv(t, &v.IVHDs[0], qemuEFR, Options{Info: v.Info, PollLimit: 100})

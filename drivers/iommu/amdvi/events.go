@@ -100,6 +100,9 @@ func decodeEvent(unit string, segment uint16, lo, hi uint64) iommu.Fault {
 		f.Reason = "illegal device table entry (reserved bits set or an invalid mode)"
 	case evIOPageFault:
 		f.Write = write
+		if qemuPageFault(lo, hi) {
+			f.Write = lo&evQEMUPermWrite != 0
+		}
 		f.Reason = pageFaultReason(lo, hi)
 	case evDevTabHardwareError:
 		f.Write = write
@@ -127,13 +130,23 @@ func decodeEvent(unit string, segment uint16, lo, hi uint64) iommu.Fault {
 	return f
 }
 
+// qemuPageFault tells QEMU's IO_PAGE_FAULT records from the
+// architectural ones. QEMU (hw/i386/amd_iommu.c, amdvi_page_walk and
+// amdvi_page_fault) sets I on every page fault it logs and puts the
+// access's permission (AMDVI_PERM_READ 1, AMDVI_PERM_WRITE 2) in bits
+// 49:48 instead of setting RW; a unit sets I only for interrupt requests,
+// whose addresses lie in the interrupt range (#48882 2.2.5). Its
+// amdvi_setevent_bits also shifts by 64 to place the address, so a gcc
+// build records 0 there.
+func qemuPageFault(lo, addr uint64) bool {
+	return lo&evI != 0 && lo&evTR == 0 && (addr < interruptRangeFirst || addr > interruptRangeLast)
+}
+
 func pageFaultReason(lo, addr uint64) string {
 	switch {
 	case lo&evTR != 0:
 		return "I/O page fault on an ATS translation request"
-	// QEMU sets I on every page fault it logs (hw/i386/amd_iommu.c,
-	// amdvi_page_fault): believe I only for the interrupt range.
-	case lo&evI != 0 && addr >= interruptRangeFirst && addr <= interruptRangeLast:
+	case lo&evI != 0 && !qemuPageFault(lo, addr):
 		return "I/O page fault on an interrupt request"
 	case lo&evRZ != 0:
 		return "I/O page fault: reserved bit or bad next level in an I/O page-table entry"

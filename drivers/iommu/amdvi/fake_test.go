@@ -79,6 +79,11 @@ type fakeUnit struct {
 	// size until the next command.
 	qemuHead bool
 	quiet    bool // record no commands
+	// qemuEvtBase models QEMU since 10.1 (hw/i386/amd_iommu.c,
+	// amdvi_handle_evtbase_write): an Event Log Base write is ignored
+	// while Status.EventLogInt is set, and otherwise resets the head and
+	// tail to 0.
+	qemuEvtBase bool
 
 	// Observations.
 	cmds       []command
@@ -184,6 +189,12 @@ func (f *fakeUnit) Write64(a uint64, v uint64) {
 	case regEventLogBase, regEventLogTail:
 		if f.evtRunning() {
 			f.violate("wrote event log register %#x while it runs", off)
+		}
+		if off == regEventLogBase && f.qemuEvtBase {
+			if f.w1c&statusEventLogInt != 0 {
+				return
+			}
+			f.regs[regEventLogHead], f.regs[regEventLogTail] = 0, 0
 		}
 		f.regs[off] = v
 	case regCmdBufTail:

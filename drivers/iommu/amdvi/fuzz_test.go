@@ -40,8 +40,12 @@ func FuzzDecodeEvent(f *testing.F) {
 				t.Fatalf("DeviceID %#x decoded as %v", uint16(lo), fl.Source)
 			}
 		}
-		if fl.Write && (lo&evRW == 0 || lo&(evI|evTR) != 0 || code < 1 || code > 4) {
+		qemuWrite := code == evIOPageFault && lo&evTR == 0 && lo&evI != 0 && lo&evNX != 0 && (hi < interruptRangeFirst || hi > interruptRangeLast)
+		if fl.Write && !qemuWrite && (lo&evRW == 0 || lo&(evI|evTR) != 0 || code < 1 || code > 4) {
 			t.Fatalf("Write from %#x: %+v", lo, fl)
+		}
+		if qemuWrite && !fl.Write {
+			t.Fatalf("QEMU's write page fault %#x, %#x read as a read: %+v", lo, hi, fl)
 		}
 	})
 }

@@ -160,6 +160,9 @@ func TestDecodeEvent(t *testing.T) {
 		// QEMU sets I (and its permission bits in 49:48) on every page
 		// fault: outside the interrupt range that is a DMA access.
 		{"QEMU page fault", 0x2009_0000_0000_0010, 0x5000, src(0, 2, 0), false, "not present"},
+		{"QEMU page fault, write", 0x200a_0000_0000_0010, 0, src(0, 2, 0), true, "not present"},
+		{"QEMU-style write bits on an interrupt request", 0x200a_0000_0000_0010, 0xfee0_1000, src(0, 2, 0), false, "interrupt request"},
+		{"NX on an architectural page fault", 0x2002_0000_0000_0010, 0x5000, src(0, 2, 0), false, "not present"},
 		{"illegal DTE, write", 0x1020_0000_0000_ffff, 0x4000, src(0xff, 0x1f, 7), true, "illegal device table entry"},
 		{"device table error, target abort", 0x3400_0000_0000_0100, 0x1000_2000, src(1, 0, 0), false, "device table read failed: target abort"},
 		{"page table error, data error", 0x4620_0007_0000_0200, 0x1000_3000, src(2, 0, 0), true, "I/O page table read failed: data error"},

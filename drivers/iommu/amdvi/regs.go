@@ -185,6 +185,9 @@ const (
 	evPE        uint64 = 1 << 54 // permission denied
 	evRZ        uint64 = 1 << 55 // reserved bit set, or bad level encoding
 	evTR        uint64 = 1 << 56 // ATS translation request
+	// evQEMUPermWrite is where QEMU's page-fault records say "write"
+	// (see qemuPageFault); architecturally it is NX.
+	evQEMUPermWrite = evNX
 	// evTypeShift: hardware-error events give the error in bits 58:57
 	// (01b master abort, 10b target abort, 11b data error).
 	evTypeShift = 57
