@@ -80,6 +80,12 @@ var measurements = []measurement{
 			"(corei7_skylake_x): VM exits by reason and exit-path figures of one run (minutes of emulation)",
 		run: measureLinuxVMX,
 	},
+	{
+		name: "dma",
+		about: "DMA attack by QEMU's edu device on hypervisor and guest memory, under QEMU's VT-d and AMD-Vi, " +
+			"with the IOMMU driver on (goal: nothing lands) and off (writes must land, or the attack proves nothing)",
+		run: measureDMA,
+	},
 }
 
 func main() {

@@ -31,7 +31,7 @@ func TestQEMUArgs(t *testing.T) {
 			cfg:   Config{Emulator: QEMU, SMP: 1, MemoryMiB: 1024, Kernel: "k", IOMMU: IOMMUIntel},
 			accel: AccelKVM,
 			want: append(append([]string{"-machine", "q35,kernel-irqchip=split", "-accel", "kvm", "-cpu", "host", "-m", "1024M", "-smp", "1"},
-				base...), "-serial", "stdio", "-device", "intel-iommu", "-kernel", "k"),
+				base...), "-serial", "stdio", "-device", "intel-iommu,aw-bits=48", "-kernel", "k"),
 		},
 		{
 			name:  "AMD IOMMU under TCG keeps the plain q35",

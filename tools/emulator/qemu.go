@@ -51,7 +51,10 @@ func qemuArgs(c *Config, accel Accel, varsCopy string) []string {
 	}
 	switch c.IOMMU {
 	case IOMMUIntel:
-		args = append(args, "-device", "intel-iommu")
+		// 48-bit guest addresses: QEMU 7.2 defaults to 39 bits, whose
+		// 3-level second-level tables the VT-d driver does not build
+		// (drivers/iommu/vtd refuses such a unit with this advice).
+		args = append(args, "-device", "intel-iommu,aw-bits=48")
 	case IOMMUAMD:
 		args = append(args, "-device", "amd-iommu")
 	}
