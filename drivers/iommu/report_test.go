@@ -14,7 +14,7 @@ type coverUnit struct {
 }
 
 func (u coverUnit) Covers(s Source) bool { return s.Bus >= u.buses[0] && s.Bus <= u.buses[1] }
-func (u coverUnit) String() string      { return u.name }
+func (u coverUnit) String() string       { return u.name }
 func (u coverUnit) TableConfig() ept.Config {
 	return ept.Config{}
 }
