@@ -54,6 +54,7 @@ $(IMAGE): FORCE
 	@mkdir -p $(BUILD)
 	@for f in $(BUILD)/testkernel.elf $(BUILD)/guest/vmlinuz $(BUILD)/guest/initramfs.cpio; do \
 		if [ -f $$f ]; then cp $$f boot/guestimages/; fi; done
+	@if [ -n "$(VMS)" ]; then cp "$(VMS)" boot/guestimages/vms.toml; else rm -f boot/guestimages/vms.toml; fi
 	$(GOENV) $(TAMAGO) build $(GOFLAGS_IMAGE) -o $@ ./boot
 	go run ./tools/mbheader $@
 
