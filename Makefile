@@ -116,7 +116,7 @@ test-unit:
 test-boot: deps
 	$(MAKE) testkernel guest
 	$(MAKE) image iso uefi
-	TAMAVISOR_BUILD=$(abspath $(BUILD)) go test -count=1 -v -timeout 10m ./qemu-test/... ./guests/images/ ./guests/testkernel/
+	TAMAVISOR_BUILD=$(abspath $(BUILD)) go test -count=1 -v -timeout 25m ./qemu-test/... ./guests/images/ ./guests/testkernel/
 
 # Runs of minutes that make test leaves out (qemu-test/long_test.go).
 test-long: deps

@@ -8,6 +8,9 @@ package qemutest
 // fail.
 
 import (
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +48,13 @@ func TestDMAAttack(t *testing.T) {
 				if !a.IOMMU || a.Landed != 0 {
 					t.Errorf("with the IOMMU on, %d of %d DMA writes landed", a.Landed, a.Attempts)
 				}
-				if a.FaultsReported == 0 || len(a.FaultLines) == 0 {
+				switch {
+				case a.FaultsReported > 0 && len(a.FaultLines) > 0:
+				case c.iommu == emulator.IOMMUAMD && !qemuLogsAMDViEvents(t):
+					t.Logf("NOT CHECKED: fault reporting under AMD-Vi: this QEMU (before 10.1) never writes an AMD-Vi event record " +
+						"(hw/i386/amd_iommu.c amdvi_test_mask ORs instead of ANDs, so amdvi_log_event always returns; fixed by " +
+						"upstream commit c0ef803a8); the driver's event-log decoding is covered by drivers/iommu/amdvi's tests")
+				default:
 					t.Errorf("the IOMMU blocked the writes but no fault was reported on the console")
 				}
 				for _, f := range a.FaultLines {
@@ -93,4 +102,20 @@ func runDMAAttack(t *testing.T, iommu emulator.IOMMU, protected bool) (vmlog.DMA
 		t.Fatalf("the DMA attack self-test could not run: %s", a.Failed)
 	}
 	return a, m
+}
+
+// qemuLogsAMDViEvents reports whether the installed QEMU writes AMD-Vi
+// event records: QEMU 10.1 and later (see TestDMAAttack).
+func qemuLogsAMDViEvents(t *testing.T) bool {
+	out, err := exec.Command("qemu-system-x86_64", "--version").Output()
+	if err != nil {
+		t.Fatalf("qemu-system-x86_64 --version: %v", err)
+	}
+	m := regexp.MustCompile(`version (\d+)\.(\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no version in %q", out)
+	}
+	major, _ := strconv.Atoi(string(m[1]))
+	minor, _ := strconv.Atoi(string(m[2]))
+	return major > 10 || major == 10 && minor >= 1
 }

@@ -70,13 +70,16 @@
 // restarts the log after an overflow, reporting the lost records as one
 // Fault with Code 0 (no event has code 0).
 //
-// QEMU before 10.1 blocks the access but writes no event record, whatever
-// the driver does: its amdvi_log_event (hw/i386/amd_iommu.c) tests
-// EventOverflow as amdvi_readq(s, AMDVI_MMIO_STATUS) | EVT_OVF, which is
-// never 0, and returns before writing. Upstream fixed that in 2025 ("Fix
-// event log generation"), with the two faults behind it: the unit never
-// moved the Tail Pointer register and took the log as full after as many
-// bytes as it has entries. There, DrainFaults reports nothing.
+// QEMU before 10.1 (7.2.x included) blocks the access but writes no
+// event record, whatever the driver does: its amdvi_log_event
+// (hw/i386/amd_iommu.c) tests EventOverflow as amdvi_readq(s,
+// AMDVI_MMIO_STATUS) | AMDVI_MMIO_STATUS_EVT_OVF, which is never 0, and
+// returns before writing. There DrainFaults finds nothing to report.
+// Upstream fixed it in August 2025 (commit c0ef803a8, "hw/i386/amd_iommu:
+// Fix event log generation"), together with the faults behind it: the
+// Tail Pointer register never moved, and the log counted as full after as
+// many bytes as it has entries. Its page-fault records still differ from
+// the specification (see qemuPageFault).
 //
 // The unit's own PCI function is not covered (Covers is false for it):
 // its table walks and log writes do not go through its own translation,

@@ -135,9 +135,10 @@ func decodeEvent(unit string, segment uint16, lo, hi uint64) iommu.Fault {
 // amdvi_page_fault) sets I on every page fault it logs and puts the
 // access's permission (AMDVI_PERM_READ 1, AMDVI_PERM_WRITE 2) in bits
 // 49:48 instead of setting RW; a unit sets I only for interrupt requests,
-// whose addresses lie in the interrupt range (#48882 2.2.5). Its
-// amdvi_setevent_bits also shifts by 64 to place the address, so a gcc
-// build records 0 there.
+// whose addresses lie in the interrupt range (#48882 2.2.5). The rest of
+// such a record is as QEMU wrote it: its amdvi_setevent_bits shifts by 64
+// to place the address (a gcc build of 7.2 with logging fixed recorded
+// 0), and 7.2 puts the device's devfn alone in DeviceID (bus 0).
 func qemuPageFault(lo, addr uint64) bool {
 	return lo&evI != 0 && lo&evTR == 0 && (addr < interruptRangeFirst || addr > interruptRangeLast)
 }
