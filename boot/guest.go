@@ -230,15 +230,7 @@ func runGuest(h *vmHost, name string) error {
 func forwardConsoleInput(mach *machine.Machine) {
 	var buf [64]byte
 	for mach.VM.State() != guests.Stopped {
-		n := 0
-		for pc.Console != nil && n < len(buf) {
-			b, ok := pc.Console.Rx()
-			if !ok {
-				break
-			}
-			buf[n] = b
-			n++
-		}
+		n := readConsole(buf[:])
 		for sent := 0; sent < n; {
 			sent += mach.Input(buf[sent:n])
 			if sent < n {

@@ -188,18 +188,24 @@ func (discardPort) Flush()                      {}
 func consoleToShell(op *shell.Shell) {
 	var buf [64]byte
 	for {
-		n := 0
-		for pc.Console != nil && n < len(buf) {
-			b, ok := pc.Console.Rx()
-			if !ok {
-				break
-			}
-			buf[n] = b
-			n++
-		}
-		if n > 0 {
+		if n := readConsole(buf[:]); n > 0 {
 			op.Input(buf[:n])
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// readConsole takes what the host console has received, up to len(buf)
+// bytes, without waiting.
+func readConsole(buf []byte) int {
+	n := 0
+	for pc.Console != nil && n < len(buf) {
+		b, ok := pc.Console.Rx()
+		if !ok {
+			break
+		}
+		buf[n] = b
+		n++
+	}
+	return n
 }

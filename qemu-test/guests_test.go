@@ -291,11 +291,17 @@ func (s *shell) waitPrompt(from int, timeout time.Duration) (time.Duration, int)
 // hypervisor cut at vmlog.MaxGuestLine bytes are joined again.
 func (s *shell) run(line string) []string {
 	s.t.Helper()
+	return s.runWithin(line, shellTimeout)
+}
+
+// runWithin is run with its own bound on the command.
+func (s *shell) runWithin(line string, timeout time.Duration) []string {
+	s.t.Helper()
 	from := len(s.m.Console())
 	if err := s.m.Type(line + "\n"); err != nil {
 		s.t.Fatal(err)
 	}
-	_, end := s.waitPrompt(from, shellTimeout)
+	_, end := s.waitPrompt(from, timeout)
 	text := strings.TrimSuffix(vmlog.GuestText(s.m.Console()[from:end], linuxVM), "\n")
 	return strings.Split(text, "\n")
 }

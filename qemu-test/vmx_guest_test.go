@@ -227,18 +227,6 @@ const (
 	vmxShellTimeout  = 2 * time.Minute // one command, or the poweroff
 )
 
-// runWithin is shell.run with its own bound on the command.
-func (s *shell) runWithin(line string, timeout time.Duration) []string {
-	s.t.Helper()
-	from := len(s.m.Console())
-	if err := s.m.Type(line + "\n"); err != nil {
-		s.t.Fatal(err)
-	}
-	_, end := s.waitPrompt(from, timeout)
-	text := strings.TrimSuffix(vmlog.GuestText(s.m.Console()[from:end], linuxVM), "\n")
-	return strings.Split(text, "\n")
-}
-
 // TestGuestLinuxShellVMX boots the image under Bochs with an Intel VT-x CPU
 // and tamavisor.guest=linux: Debian must reach its shell through the VT-x
 // engine, answer uname -r with the embedded kernel's release, and power
