@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"tamavisor/boot/bootinfo"
+	"tamavisor/drivers/iommu"
 	"tamavisor/guests/config"
 	"tamavisor/guests/crashkernel"
 	"tamavisor/guests/lifecycle"
@@ -96,7 +97,7 @@ func startVMs(h *vmHost, info *bootinfo.Info) {
 	files := newGuestFiles(info)
 	file, data := vmDefinitions(files, info)
 	free := h.phys.Available()
-	env := config.Env{Files: files.has, HostMemory: free - min(free, guestOverhead)}
+	env := config.Env{Files: files.has, HostMemory: free - min(free, guestOverhead), PCIFunction: hostHasPCIFunction}
 	cfg, errs := config.Parse(file, data, env)
 	for _, err := range errs {
 		fmt.Printf("tamavisor: vm definitions: %v\n", err)
@@ -173,8 +174,21 @@ func lifecycleSpec(h *vmHost, files guestFiles, op *shell.Shell, vm config.VM) l
 					return nil, fmt.Errorf("initrd: %w", err)
 				}
 			}
-			return h.newGuest(guestConfig{spec: spec, kernel: kernel, initrd: initrd, console: console, serial: serial, group: group})
+			return h.newGuest(guestConfig{spec: spec, kernel: kernel, initrd: initrd, console: console, serial: serial, group: group,
+				passthrough: vm.Passthrough})
 		}}
+}
+
+// hostHasPCIFunction tells the VM definitions' checker whether the host
+// enumerated a PCI function (passthrough = [...]). Without the boot-time
+// DMA guard (tamavisor.iommu=off) every function is accepted here and the
+// VM fails when it starts, with the reason.
+func hostHasPCIFunction(a config.PCIAddress) bool {
+	if platformDMA == nil {
+		return true
+	}
+	_, ok := platformDMA.hostFunction(iommu.Source{Segment: a.Segment, Bus: a.Bus, Device: a.Device, Function: a.Function})
+	return ok
 }
 
 // discardPort is the serial line of a VM whose console is "none".

@@ -3,21 +3,29 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"tamavisor/drivers/hw"
+	"tamavisor/drivers/iommu"
+	"tamavisor/drivers/pci"
 	"tamavisor/ept"
 	"tamavisor/guests"
+	"tamavisor/guests/config"
+	"tamavisor/guests/devices/passthrough"
 	"tamavisor/guests/lifecycle"
 	"tamavisor/guests/loader"
 	"tamavisor/guests/machine"
 	"tamavisor/guests/platform"
 	"tamavisor/guests/sched"
+	"tamavisor/guests/vcpu"
 	"tamavisor/runtime/pc"
 	"tamavisor/runtime/physmem"
 )
@@ -42,6 +50,9 @@ type guestConfig struct {
 	// group is the VM's scheduling group (nil: no scheduler, the vCPU
 	// goroutines enter whenever the Go scheduler runs them).
 	group *sched.Group
+	// passthrough are the host PCI functions given to the guest, in the
+	// order the VM definition lists them.
+	passthrough []config.PCIAddress
 }
 
 // guestRun is one assembled guest, ready to run once. It implements
@@ -82,17 +93,26 @@ func (h *vmHost) newGuest(cfg guestConfig) (g *guestRun, err error) {
 	g.release = append(g.release, func() { unregisterGuestRAM(spec.name) })
 	ram := guests.NewRAM(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(hpa))), spec.memory), hpa)
 
-	npt, err := ept.New(h.m, pages, h.engine.TableConfig())
+	tcfg := h.engine.TableConfig()
+	nested := &nestedTables{g: g}
+	if len(cfg.passthrough) > 0 {
+		// A BAR the guest moves changes the tables while its vCPUs run.
+		tcfg.OnInvalidate = func(gpa, size uint64) { nested.invalidated() }
+	}
+	npt, err := ept.New(h.m, pages, tcfg)
 	if err != nil {
 		return nil, err
 	}
+	nested.t = npt
 	top := layout.RAM()[len(layout.RAM())-1].End
 	g.release = append(g.release, func() { npt.Unmap(0, top) })
 	offset := uint64(0)
+	var ramRanges []dmaRange
 	for _, r := range layout.RAM() {
 		if err := npt.Map(r.Start, hpa+offset, r.End-r.Start, ept.RWX, ept.WB); err != nil {
 			return nil, fmt.Errorf("nested page tables: %w", err)
 		}
+		ramRanges = append(ramRanges, dmaRange{iova: r.Start, hpa: hpa + offset, size: r.End - r.Start})
 		offset += r.End - r.Start
 	}
 
@@ -100,6 +120,9 @@ func (h *vmHost) newGuest(cfg guestConfig) (g *guestRun, err error) {
 		Now: h.clock.Now, Cycles: pc.Cycles, TSCHz: pc.TSCFrequency(), HostCPUID: h.m,
 		Console: cfg.console, Serial: cfg.serial})
 	if err != nil {
+		return nil, err
+	}
+	if err := h.addPassthrough(g, layout, nested, ramRanges); err != nil {
 		return nil, err
 	}
 	res, err := g.mach.Load(cfg.kernel, loader.Options{KernelName: spec.kernel, Cmdline: spec.cmdline, Initrd: cfg.initrd, InitrdName: spec.initrd})
@@ -112,6 +135,11 @@ func (h *vmHost) newGuest(cfg guestConfig) (g *guestRun, err error) {
 			return nil, err
 		}
 		g.release = append(g.release, vc.Release)
+		if len(cfg.passthrough) > 0 {
+			if vc, err = nested.flushing(vc); err != nil {
+				return nil, err
+			}
+		}
 		var bs *loader.BootState
 		if i == 0 {
 			bs = &res.State
@@ -120,7 +148,10 @@ func (h *vmHost) newGuest(cfg guestConfig) (g *guestRun, err error) {
 		if err != nil {
 			return nil, err
 		}
-		v.ArmTimer = pc.ArmKick
+		dc := &dbgVCPU{engineVCPU: vc, m: h.m}
+		v.CPU = dc
+		dbgVCPUs = append(dbgVCPUs, dc)
+		v.ArmTimer = func(d int64) { dc.armed.Store(h.m.Read32(0xfee00020)>>24 + 1); pc.ArmKick(d) }
 		v.AfterExit = pc.TakePendingInterrupts
 		if cfg.group != nil {
 			e, err := cfg.group.NewEntity(fmt.Sprintf("%s/%d", spec.name, i))
@@ -167,7 +198,10 @@ func (g *guestRun) Run() lifecycle.Outcome {
 			errs[i] = v.Run()
 		}()
 	}
+	dbgStop := make(chan struct{})
+	go g.debugDump(dbgStop)
 	wg.Wait()
+	close(dbgStop)
 	wallCycles := pc.Cycles() - startCycles
 	runtime.ReadMemStats(&after)
 	pc.ArmKick(0)
@@ -267,3 +301,307 @@ func (s *slot) AfterExit(ran int64, idle bool) {
 }
 
 var _ lifecycle.Instance = (*guestRun)(nil)
+
+// DEBUG (temporary)
+func (g *guestRun) debugDump(stop chan struct{}) {
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		case <-time.After(5 * time.Second):
+		}
+		m := g.mach
+		if n == 3 || n == 8 {
+			g.debugLog()
+		}
+		us := m.UART.State()
+		fmt.Fprintf(g.cfg.console, "DBG %d exits:%s\n", n, exitBreakdown(m.VM))
+		for i, d := range dbgVCPUs {
+			fmt.Fprintf(g.cfg.console, "DBG vcpu%d runs=%d mismatches=%d last=%#x\n", i, d.runs.Load(), d.mism.Load(), d.lastMism.Load())
+		}
+		fmt.Fprintf(g.cfg.console, "DBG uart ier=%#x mcr=%#x thr=%v irq=%v lcr=%#x; ioapic pin4=%#x pin2=%#x\n", us.IER, us.MCR, us.THRPending, us.IRQLevel, us.LCR, m.IOAPIC.Redirection(4), m.IOAPIC.Redirection(2))
+		for i, a := range m.APICs.APICs {
+			b := a.Base()
+			rd := func(off uint64) uint64 { return a.ReadMMIO(b+off, 4) }
+			var irr, isr [8]uint32
+			for k := uint64(0); k < 8; k++ {
+				irr[k] = uint32(rd(0x200 + 0x10*k))
+				isr[k] = uint32(rd(0x100 + 0x10*k))
+			}
+			c := m.VCPUs()[i].CPU
+			fmt.Fprintf(g.cfg.console, "DBG cpu%d mode=%v rip=%#x rfl=%#x tpr=%#x ppr=%#x ldr=%#x dfr=%#x svr=%#x lint0=%#x tmr=%#x irr=%x isr=%x\n", i, a.Mode(), c.RIP(), c.RFLAGS(), rd(0x80), rd(0xa0), rd(0xd0), rd(0xe0), rd(0xf0), rd(0x350), rd(0x320), irr, isr)
+		}
+	}
+}
+
+// PCI passthrough: a host PCI function given to a guest (package
+// guests/devices/passthrough), its DMA confined to the guest's RAM by an
+// IOMMU domain, its BARs mapped into the guest's PCI window, its MSI and
+// MSI-X messages taken on host vectors and delivered to the guest's
+// local APICs.
+
+// firstPassthroughSlot is the guest device number of the first
+// passed-through function: the VM definition's functions sit at
+// 00:01.0, 00:02.0, ... on the guest's root bus, in the order listed
+// (00:00.0 is the host bridge).
+const firstPassthroughSlot = 1
+
+// pciClassBridge is the base class of host, ISA and PCI-to-PCI bridges
+// (PCI Code and ID Assignment Specification 1.11, 1.7): chipset
+// functions, never a guest's device.
+const pciClassBridge = 0x06
+
+// addPassthrough takes over the host functions the VM definition lists
+// (cfg.passthrough) for guest g: each must exist in the host's PCI
+// enumeration, be covered by an IOMMU and not be another running guest's.
+// It attaches each to a DMA domain that maps ram (the guest's RAM, as its
+// nested page tables do), builds the passthrough.Function on the guest's
+// PCI window, and puts it on the guest's root bus. Everything is undone
+// by g.free: the function quiesced, the device back to the blocking
+// state, the domain freed, the claim ended.
+func (h *vmHost) addPassthrough(g *guestRun, layout *platform.Layout, nested *nestedTables, ram []dmaRange) error {
+	list := g.cfg.passthrough
+	if len(list) == 0 {
+		return nil
+	}
+	name := g.cfg.spec.name
+	if _, ok := h.engine.(svmEngine); !ok {
+		return fmt.Errorf("passthrough of %s: the %s engine does not yet invalidate the EPT translations of a BAR the guest moves; passthrough runs on AMD-V only", list[0], h.engine.Name())
+	}
+	dma := platformDMA
+	if dma == nil {
+		return fmt.Errorf("passthrough of %s: the IOMMUs are off (tamavisor.iommu=off), so the device's DMA could reach any memory", list[0])
+	}
+	if max := pci.MaxDevice + 1 - firstPassthroughSlot; len(list) > max {
+		return fmt.Errorf("passthrough: %d functions listed, the guest's root bus has room for %d", len(list), max)
+	}
+	win, err := passthrough.NewWindow(layout.PCIMMIO.Start, layout.PCIMMIO.Size())
+	if err != nil {
+		return err
+	}
+	if err := g.mach.RegisterPCIWindow(win); err != nil {
+		return err
+	}
+	for i, a := range list {
+		src := iommu.Source{Segment: a.Segment, Bus: a.Bus, Device: a.Device, Function: a.Function}
+		host, ok := dma.hostFunction(src)
+		switch {
+		case !ok:
+			return fmt.Errorf("passthrough of %s: the host has no such PCI function (the console's pci: lines list them)", src)
+		case host.Class == pciClassBridge:
+			return fmt.Errorf("passthrough of %s: it is a bridge (%s), part of the host's chipset", src, host.ClassName())
+		case dma.spaces[src.Segment] == nil:
+			return fmt.Errorf("passthrough of %s: no configuration access to PCI segment %d", src, src.Segment)
+		}
+		if err := dma.claim(src, name); err != nil {
+			return fmt.Errorf("passthrough: %w", err)
+		}
+		dev := &guestDevice{src: src, vm: name, guard: dma}
+		g.release = append(g.release, dev.release)
+		if dev.dma, err = dma.attachGuest(src, ram); err != nil {
+			return fmt.Errorf("passthrough of %s: %w", src, err)
+		}
+		dev.fn, err = win.New(passthrough.Config{
+			Host: dma.spaces[src.Segment], Segment: src.Segment, Bus: src.Bus, Dev: src.Device, Fn: src.Function,
+			HostMMIO: h.m, Mapper: nested, Vectors: hostVectors{}, MSI: &g.mach.APICs, Sleep: time.Sleep,
+		})
+		if err != nil {
+			return fmt.Errorf("passthrough of %s: %w", src, err)
+		}
+		slot := uint8(firstPassthroughSlot + i)
+		if err := g.mach.AddPCIFunction(slot, 0, dev.fn); err != nil {
+			return fmt.Errorf("passthrough of %s: %w", src, err)
+		}
+		fmt.Fprintf(g.cfg.console, "tamavisor: vm %s: PCI %s %04x:%04x (%s) passed through at 00:%02x.0, DMA domain %d on %s\n",
+			name, src, host.VendorID, host.DeviceID, host.ClassName(), slot, dev.dma.domain.ID, dev.dma.unit)
+	}
+	return nil
+}
+
+// guestDevice is one passed-through function of a running guest.
+type guestDevice struct {
+	src   iommu.Source
+	vm    string
+	guard *dmaGuard
+	dma   *guestDMA
+	fn    *passthrough.Function
+}
+
+// release stops the device when its guest stops, in the order that keeps
+// its DMA off freed memory: quiesce (bus master off, BARs unmapped, reset,
+// vectors freed), back to the IOMMU's blocking state, the domain freed,
+// the function free for another guest. A device the IOMMU could not
+// block again stays claimed.
+func (d *guestDevice) release() {
+	if d.fn != nil {
+		if err := d.fn.Quiesce(); err != nil {
+			fmt.Printf("tamavisor: vm %s: passthrough %s: %v\n", d.vm, d.src, err)
+		}
+		if c := d.fn.Counters(); c.Delivered+c.Pending+c.Dropped+c.Refused > 0 {
+			fmt.Printf("tamavisor: vm %s: passthrough %s: interrupts delivered=%d held=%d dropped=%d refused=%d\n",
+				d.vm, d.src, c.Delivered, c.Pending, c.Dropped, c.Refused)
+		}
+	}
+	if d.dma != nil {
+		if err := d.dma.close(); err != nil {
+			fmt.Printf("tamavisor: vm %s: passthrough %s: %v; it stays claimed\n", d.vm, d.src, err)
+			return
+		}
+	}
+	d.guard.unclaim(d.src, d.vm)
+}
+
+// hostVectors hands passed-through functions host interrupt vectors on
+// the boot CPU (runtime/pc's dispatcher).
+type hostVectors struct{}
+
+func (hostVectors) Allocate(handler func()) (passthrough.HostVector, error) {
+	v, apicID, err := pc.AllocateVector(handler)
+	return passthrough.HostVector{Vector: v, APICID: apicID}, err
+}
+
+func (hostVectors) Free(v passthrough.HostVector) { pc.FreeVector(v.Vector) }
+
+// nestedTables is a guest's nested page tables as the passthrough
+// functions change them while its vCPUs run: BARs mapped and unmapped
+// as the guest programs them. ept.Tables is not safe for concurrent use,
+// so changes are serialized; and a change that removed or altered a
+// translation (ept's OnInvalidate) bumps gen, which makes every vCPU
+// flush its cached translations before its next entry (flushingVCPU),
+// and wakes the vCPUs so that one in the guest exits (Wake kicks it).
+type nestedTables struct {
+	mu  sync.Mutex
+	t   *ept.Tables
+	g   *guestRun
+	gen atomic.Uint64
+}
+
+// RemapBAR implements passthrough.Mapper: the BAR's pages at newGPA map
+// the device's registers, uncached (MMIO), read-write, never executable.
+// On failure neither range is left mapped, and the VM stops: a guest
+// whose device registers cannot be mapped would only fail later.
+func (n *nestedTables) RemapBAR(index int, oldGPA, newGPA, size, hostPA uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var err error
+	if oldGPA != passthrough.NoMapping {
+		if err = n.t.Unmap(oldGPA, size); err != nil {
+			err = fmt.Errorf("unmapping BAR%d at %#x: %w", index, oldGPA, err)
+		}
+	}
+	if err == nil && newGPA != passthrough.NoMapping {
+		if err = n.t.Map(newGPA, hostPA, size, ept.Read|ept.Write, ept.UC); err != nil {
+			n.t.Unmap(newGPA, size)
+			err = fmt.Errorf("mapping BAR%d (%#x bytes at host %#x) at %#x: %w", index, size, hostPA, newGPA, err)
+		}
+	}
+	if err != nil {
+		n.g.mach.VM.Stop("passthrough: " + err.Error())
+	}
+	return err
+}
+
+// invalidated runs after the tables lost or changed a translation.
+func (n *nestedTables) invalidated() {
+	n.gen.Add(1)
+	for _, v := range n.g.vcpus {
+		v.Wake()
+	}
+}
+
+// flushing wraps an AMD-V vCPU of a guest with passed-through devices so
+// that it flushes its TLB entries before the first entry after the nested
+// tables changed (TLB_CONTROL through SetNestedCR3, AMD APM Vol. 2,
+// 15.16.1: the tables' root is unchanged, only the flush matters).
+func (n *nestedTables) flushing(vc engineVCPU) (engineVCPU, error) {
+	s, ok := vc.(interface{ SetNestedCR3(root uint64) })
+	if !ok {
+		return nil, fmt.Errorf("passthrough: the %T vCPU cannot flush its nested translations", vc)
+	}
+	return &flushingVCPU{engineVCPU: vc, n: n, flush: func() { s.SetNestedCR3(n.t.Root()) }}, nil
+}
+
+// flushingVCPU is an engine vCPU that flushes its cached nested
+// translations when its guest's nested tables changed since its last
+// entry. The check is the last thing before the entry, after the run loop
+// marked the vCPU as in the guest: a change made after it is followed by
+// a Wake that kicks the vCPU out, so a stale translation lives at most
+// until that exit.
+type flushingVCPU struct {
+	engineVCPU
+	n     *nestedTables
+	seen  uint64
+	flush func()
+}
+
+func (v *flushingVCPU) Run(e *vcpu.Exit) error {
+	if g := v.n.gen.Load(); g != v.seen {
+		v.seen = g
+		v.flush()
+	}
+	return v.engineVCPU.Run(e)
+}
+
+// ResetForINIT passes the run loop's INIT reset on to the engine's vCPU.
+func (v *flushingVCPU) ResetForINIT() {
+	if r, ok := v.engineVCPU.(guests.INITResetter); ok {
+		r.ResetForINIT()
+	}
+}
+
+func (g *guestRun) debugLog() {
+	buf := g.mach.VM.Memory.(*guests.RAM).Bytes()
+	i := bytes.Index(buf, []byte("Command line: console="))
+	if i < 0 {
+		fmt.Fprintf(g.cfg.console, "DBG no log\n")
+		return
+	}
+	z := make([]byte, 64)
+	e := bytes.Index(buf[i:], z)
+	if e < 0 {
+		return
+	}
+	e += i
+	st := max(e-5000, i)
+	fmt.Fprintf(g.cfg.console, "DBG log at %#x..%#x\n", i, e)
+	run := []byte{}
+	for _, c := range buf[st:e] {
+		if c >= 0x20 && c < 0x7f {
+			run = append(run, c)
+			continue
+		}
+		if len(run) >= 4 {
+			fmt.Fprintf(g.cfg.console, "DBGLOG %s\n", run)
+		}
+		run = run[:0]
+	}
+	if len(run) >= 4 {
+		fmt.Fprintf(g.cfg.console, "DBGLOG %s\n", run)
+	}
+}
+
+var dbgVCPUs []*dbgVCPU
+
+type dbgVCPU struct {
+	engineVCPU
+	m     *hw.Machine
+	armed atomic.Uint32
+	runs, mism atomic.Uint64
+	lastMism atomic.Uint64
+}
+
+func (v *dbgVCPU) Run(e *vcpu.Exit) error {
+	id := v.m.Read32(0xfee00020)>>24 + 1
+	v.runs.Add(1)
+	if a := v.armed.Load(); a != id {
+		v.mism.Add(1)
+		v.lastMism.Store(uint64(a)<<8 | uint64(id))
+	}
+	return v.engineVCPU.Run(e)
+}
+
+func (v *dbgVCPU) ResetForINIT() {
+	if r, ok := v.engineVCPU.(guests.INITResetter); ok {
+		r.ResetForINIT()
+	}
+}

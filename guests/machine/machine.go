@@ -96,6 +96,9 @@ type Machine struct {
 	APICs   lapic.Group
 	// PM is the ACPI power-management block (the power button).
 	PM *pmtimer.PM
+	// PCI is the host bridge and configuration space of the guest's
+	// PCI root bus (00:00.0 and the functions AddPCIFunction adds).
+	PCI *pcihost.Host
 	// PoweredOff is set when the guest powered off through ACPI, before
 	// the VM stops: read it once VM.State() is Stopped.
 	PoweredOff bool
@@ -178,6 +181,7 @@ func New(cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.PCI = host
 
 	ports := []struct {
 		name  string
@@ -218,6 +222,34 @@ func New(cfg Config) (*Machine, error) {
 		return nil, fmt.Errorf("machine %s: ACPI tables: %w", cfg.Name, err)
 	}
 	return m, nil
+}
+
+// AddPCIFunction puts f at 00:dev.fn, on the guest's root bus, where the
+// OS finds it by scanning (ECAM or configuration mechanism #1). Functions
+// are added before the VM runs; 00:00.0 is the host bridge.
+func (m *Machine) AddPCIFunction(dev, fn uint8, f pcihost.Function) error {
+	if m.VM.State() != guests.Created {
+		return fmt.Errorf("machine %s: PCI function 00:%02x.%x added after the VM started", m.cfg.Name, dev, fn)
+	}
+	if err := m.PCI.AddFunction(0, dev, fn, f); err != nil {
+		return fmt.Errorf("machine %s: %w", m.cfg.Name, err)
+	}
+	return nil
+}
+
+// RegisterPCIWindow makes dev serve the guest's accesses to its 32-bit
+// PCI MMIO window (Layout.PCIMMIO, the range the DSDT's _CRS gives the
+// root bridge for BARs) that exit: those the nested page tables do not
+// map. A passthrough.Window is such a device; there is one per machine.
+func (m *Machine) RegisterPCIWindow(dev bus.MMIODevice) error {
+	if m.VM.State() != guests.Created {
+		return fmt.Errorf("machine %s: PCI MMIO window registered after the VM started", m.cfg.Name)
+	}
+	w := m.Layout.PCIMMIO
+	if err := m.VM.MMIO.Register("pci-mmio", w.Start, w.Size(), dev); err != nil {
+		return fmt.Errorf("machine %s: %w", m.cfg.Name, err)
+	}
+	return nil
 }
 
 // Input delivers operator keystrokes to the guest's serial port and wakes

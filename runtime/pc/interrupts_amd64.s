@@ -1,11 +1,13 @@
 //go:build tamago
 
 // Host interrupt entry for vectors 32-255. The hypervisor takes host
-// interrupts only to end a guest's run (a VM exit is what it wants: the
-// AMD-V INTR intercept or VT-x external-interrupt exiting), so each stub
-// just counts the vector, signals end of interrupt to the local APIC and
-// returns; no Go code runs in interrupt context. The spurious vector (0xFF)
-// takes no EOI (Intel SDM Vol. 3A, 11.9).
+// interrupts to end a guest's run (a VM exit is what it wants: the AMD-V
+// INTR intercept or VT-x external-interrupt exiting) and for the devices
+// it hands to guests, so each stub just counts the vector, sets its
+// pending bit, signals end of interrupt to the local APIC and returns; no
+// Go code runs in interrupt context (the handlers run later, from
+// DispatchInterrupts). The spurious vector (0xFF) takes no EOI (Intel SDM
+// Vol. 3A, 11.9).
 
 #include "textflag.h"
 
@@ -917,6 +919,12 @@ TEXT ·irqCommon<>(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	$·irqCounts(SB), BX
 	LOCK
 	INCQ	(BX)(AX*8)
+	// The vector's pending bit, for the handlers Go code runs later
+	// (DispatchInterrupts): with a register bit offset, BTS addresses a
+	// bit string, so bit AX of the 256-bit bitmap.
+	MOVQ	$·irqPending(SB), BX
+	LOCK
+	BTSQ	AX, (BX)
 	CMPQ	AX, $0xff
 	JEQ	spurious
 	MOVL	$LAPIC_EOI, BX

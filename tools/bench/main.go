@@ -86,6 +86,12 @@ var measurements = []measurement{
 			"with the IOMMU driver on (goal: nothing lands) and off (writes must land, or the attack proves nothing)",
 		run: measureDMA,
 	},
+	{
+		name: "consolidation",
+		about: "four Debian guests with two vCPUs each from one VM definitions file on a 2-CPU QEMU TCG host: " +
+			"time until all four shells are up, and the fairness of the CPU time they get running CPU-bound jobs",
+		run: measureConsolidation,
+	},
 }
 
 func main() {
